@@ -1,0 +1,71 @@
+"""A passive watcher of one site: the latest status of every participant and every round
+summary.  The demo, the tests and the benchmarks judge accuracy through it, from the truth
+signal the participants publish, never from what the master believes."""
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from clocksync.messages import MessageError, RoundSummary, Status
+from clocksync.topics import Topics
+from clocksync.transport import BrokerUrl, Inbound, MqttLink
+
+log = logging.getLogger(__name__)
+_instances = itertools.count()
+
+
+class Observer:
+    """Subscribes to every status and to the round summaries of a site."""
+
+    def __init__(self, broker: BrokerUrl, site: str) -> None:
+        self.topics = Topics(site)
+        self.statuses: dict[str, Status] = {}
+        self.rounds: list[RoundSummary] = []
+        self.link = MqttLink(
+            broker,
+            client_id=f"clocksync-observer-{os.getpid()}-{next(_instances)}",
+            subscriptions=[self.topics.all_status, self.topics.round],
+            on_message=self._handle,
+            on_connected=lambda: None,
+        )
+
+    def _handle(self, message: Inbound) -> None:
+        try:
+            if message.topic == self.topics.round:
+                self.rounds.append(RoundSummary.decode(message.payload))
+            else:
+                status = Status.decode(message.payload)
+                self.statuses[status.name] = status
+        except MessageError as error:
+            log.warning("dropped a bad message on %s: %s", message.topic, error)
+
+    def pump(self, seconds: float) -> None:
+        """Handle traffic for `seconds`."""
+        self.wait_for(lambda: False, seconds)
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Handle traffic until `condition()` holds or `timeout_s` passes; say which."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.link.run_once(min(remaining, 0.05))
+        return True
+
+    def wait_for_rounds(self, count: int, timeout_s: float) -> bool:
+        """Wait until `count` round summaries have arrived in all."""
+        return self.wait_for(lambda: len(self.rounds) >= count, timeout_s)
+
+    def true_offsets(self) -> dict[str, float]:
+        """Each online participant's clock minus its host clock, as it last reported."""
+        return {
+            name: status.host_offset_s
+            for name, status in self.statuses.items()
+            if status.state == "online" and status.host_offset_s is not None
+        }
+
+    def close(self) -> None:
+        self.link.close([])

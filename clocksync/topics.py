@@ -1,0 +1,78 @@
+"""The topic tree.  Every topic clocksync uses is built here, so the README has one source.
+
+    clocksync/<site>/nodes/<name>/status           retained status of every participant
+    clocksync/<site>/berkeley/poll                 master -> all nodes
+    clocksync/<site>/berkeley/reply/<name>         node -> master
+    clocksync/<site>/berkeley/correction/<name>    master -> one node
+    clocksync/<site>/berkeley/round                retained summary of the latest round
+
+A node publishes only below its own name, so a broker ACL can bind each name to one
+account and no node can answer, or correct, for another.
+"""
+
+import re
+from dataclasses import dataclass
+
+ROOT = "clocksync"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def valid_name(name: str) -> bool:
+    """A participant or site name: one topic level, no wildcards, at most 64 characters."""
+    return _NAME.fullmatch(name) is not None
+
+
+def check_name(name: str) -> str:
+    """Return `name`, or raise ValueError saying what a name may contain."""
+    if not valid_name(name):
+        raise ValueError(
+            f"invalid name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics of one site."""
+
+    site: str
+
+    def __post_init__(self) -> None:
+        check_name(self.site)
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}/{self.site}"
+
+    def status(self, name: str) -> str:
+        return f"{self.prefix}/nodes/{name}/status"
+
+    @property
+    def all_status(self) -> str:
+        return f"{self.prefix}/nodes/+/status"
+
+    @property
+    def poll(self) -> str:
+        return f"{self.prefix}/berkeley/poll"
+
+    def reply(self, name: str) -> str:
+        return f"{self.prefix}/berkeley/reply/{name}"
+
+    @property
+    def all_replies(self) -> str:
+        return f"{self.prefix}/berkeley/reply/+"
+
+    def correction(self, name: str) -> str:
+        return f"{self.prefix}/berkeley/correction/{name}"
+
+    @property
+    def round(self) -> str:
+        return f"{self.prefix}/berkeley/round"
+
+    def name_in(self, topic: str) -> str | None:
+        """The participant a `.../<name>` or `.../<name>/status` topic is about."""
+        levels = topic.split("/")
+        if topic.endswith("/status") and len(levels) == 5:
+            return levels[3]
+        return levels[-1] if len(levels) == 5 else None

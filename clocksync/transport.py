@@ -1,0 +1,294 @@
+"""The MQTT edge: the only module that touches paho.
+
+One MQTT 5 connection driven from the caller's own thread with `loop()`, not paho's
+background thread: a message is handled as soon as its packet is read and a publish goes
+straight to the socket, so no thread hand-off sits inside a measured round trip and the role
+needs no locks.  Reconnection (with backoff), re-subscription, the Last Will and a clean
+goodbye are handled here so the roles only see messages.
+"""
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BROKER = "mqtt://localhost:1883"
+BROKER_ENV = "CLOCKSYNC_BROKER"
+PASSWORD_ENV = "CLOCKSYNC_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+KEEPALIVE_S = 15
+BACKOFF_MIN_S = 1.0
+BACKOFF_MAX_S = 30.0
+SESSION_TAKEN_OVER = 142
+SO_TIMESTAMPING = 37
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+_ANCILLARY_SIZE = 256
+
+
+@dataclass(frozen=True)
+class BrokerUrl:
+    """`mqtt://[user@]host[:port]`; the password comes from CLOCKSYNC_PASSWORD, never argv."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "BrokerUrl":
+        """Raise ValueError with a readable reason for anything but an mqtt:// URL."""
+        parts = urlsplit(text)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError(f"expected mqtt://[user@]host[:port], got {text!r}")
+        if parts.password is not None:
+            raise ValueError(f"put the password in {PASSWORD_ENV}, not in the URL")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"unexpected path or query in {text!r}")
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            raise ValueError(f"invalid port in {text!r}") from None
+        return cls(parts.hostname, port, parts.username)
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"mqtt://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A received message; `received_mono` is paho's packet-read time in monotonic ns."""
+
+    topic: str
+    payload: bytes
+    received_mono: int
+    properties: Properties | None = None
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message to publish, for the will and the goodbye."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+
+
+class _TimestampingClient(mqtt.Client):
+    """A paho client that asks the kernel when each packet arrived (SO_TIMESTAMPING).
+
+    paho's own timestamp is taken when Python gets round to parsing the packet; on a busy
+    host that can be hundreds of microseconds after it arrived, and the difference lands,
+    one-sided, in a measured delay.  The kernel's software receive timestamp does not wait
+    for the process to be scheduled.  Plain TCP sockets only; elsewhere paho's time is used.
+    """
+
+    last_arrival_ns: int | None = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        sock = self._sock
+        if type(sock) is not socket.socket:
+            return super()._sock_recv(bufsize)
+        data, ancillary, _, _ = sock.recvmsg(bufsize, _ANCILLARY_SIZE)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
+                seconds, nanoseconds = struct.unpack_from("qq", payload)
+                if seconds:
+                    self.last_arrival_ns = seconds * 1_000_000_000 + nanoseconds
+        return data
+
+
+class MqttLink:
+    """One connection to the broker, driven by `run_once` from the owner's loop."""
+
+    def __init__(
+        self,
+        broker: BrokerUrl,
+        client_id: str,
+        *,
+        subscriptions: Sequence[str],
+        on_message: Callable[[Inbound], None],
+        on_connected: Callable[[], None],
+        will: Outbound | None = None,
+    ) -> None:
+        self.broker = broker
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._client = _TimestampingClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if broker.username:
+            self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+        self._inbox: deque[Inbound] = deque()
+        self._socket_open = False
+        self._ready = False
+        self._backoff_s = BACKOFF_MIN_S
+        self._next_attempt = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Connected, acknowledged and subscribed."""
+        return self._ready
+
+    def run_once(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for traffic and handle it; (re)connect when due."""
+        if not self._socket_open:
+            wait = self._next_attempt - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, timeout_s))
+                return
+            self._attempt_connect()
+            return
+        result = self._client.loop(timeout_s)
+        while result == MQTTErrorCode.MQTT_ERR_SUCCESS and self._readable():
+            result = self._client.loop_read()
+        failed = result != MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._deliver()
+        if failed and self._socket_open:
+            self._lost(f"lost the connection to {self.broker}")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> None:
+        """Send now if connected; a message published while disconnected is dropped."""
+        if self._ready:
+            self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self, goodbye: Sequence[Outbound], timeout_s: float = 2.0) -> None:
+        """Publish `goodbye` (the will is not sent on a clean disconnect) and disconnect."""
+        if self._ready:
+            pending = [
+                self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
+                for m in goodbye
+            ]
+            deadline = time.monotonic() + timeout_s
+            while (
+                self._socket_open
+                and not all(info.is_published() for info in pending)
+                and time.monotonic() < deadline
+            ):
+                self._client.loop(0.05)
+        was_open = self._socket_open
+        self._socket_open = self._ready = False
+        if was_open:
+            self._client.disconnect()
+            self._client.loop(0.05)
+
+    def _attempt_connect(self) -> None:
+        try:
+            self._client.connect(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
+        except (OSError, ValueError) as error:
+            self._schedule_retry(f"cannot reach broker {self.broker}: {error}")
+            return
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):
+            # paho leaves Nagle's algorithm on: a reply written while the previous packet
+            # awaits a delayed ACK would sit for up to 40 ms inside a measured round trip.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.SOL_SOCKET,
+                    SO_TIMESTAMPING,
+                    SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE,
+                )
+        self._socket_open = True
+
+    def _schedule_retry(self, reason: str) -> None:
+        log.error("%s; retrying in %.0f s", reason, self._backoff_s)
+        self._next_attempt = time.monotonic() + self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2, BACKOFF_MAX_S)
+
+    def _lost(self, reason: str) -> None:
+        was_ready = self._ready
+        self._socket_open = self._ready = False
+        if was_ready:
+            self._backoff_s = BACKOFF_MIN_S
+        self._schedule_retry(reason)
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            client.disconnect()
+            self._lost(f"broker {self.broker} refused the connection: {reason_code}")
+            return
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=0)
+        self._ready = True
+        self._backoff_s = BACKOFF_MIN_S
+        log.info("connected to %s", self.broker)
+        self._on_connected()
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if not self._socket_open:
+            return
+        if reason_code == SESSION_TAKEN_OVER:
+            self._lost("another client connected with the same name")
+        else:
+            self._lost(f"disconnected from {self.broker}: {reason_code}")
+
+    def _handle_message(
+        self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
+        arrival = self._client.last_arrival_ns
+        self._client.last_arrival_ns = None
+        if arrival is None:
+            received_mono = round(message.timestamp * 1e9)
+        else:
+            received_mono = arrival - (time.time_ns() - time.monotonic_ns())
+        self._inbox.append(
+            Inbound(
+                topic=message.topic,
+                payload=bytes(message.payload),
+                received_mono=received_mono,
+                properties=getattr(message, "properties", None),
+            )
+        )
+
+    def _readable(self) -> bool:
+        """Whether more has arrived.  Every waiting packet is read, and so timestamped,
+        before any is handled: handling first would add its time to the next one's delay."""
+        sock = self._client.socket()
+        return sock is not None and bool(select.select([sock], [], [], 0)[0])
+
+    def _deliver(self) -> None:
+        """Hand received messages to the owner outside paho's callback, where a publish
+        is written to the socket at once instead of waiting for the next loop."""
+        while self._inbox:
+            inbound = self._inbox.popleft()
+            try:
+                self._on_message(inbound)
+            except Exception:
+                log.exception("internal error handling a message on %s; dropped", inbound.topic)

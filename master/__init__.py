@@ -1,0 +1,1 @@
+"""The Berkeley master: polls the nodes, averages, and sends each its correction."""

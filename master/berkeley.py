@@ -1,0 +1,143 @@
+"""The Berkeley master role: runs a round every interval through the broker.
+
+A round: send `samples` polls a few milliseconds apart on the poll topic; collect replies
+until the reply timeout; per node keep the lowest-delay exchange; average with the master's
+own clock (fault-tolerant, see clocksync.selection); send every node that answered its own
+correction; apply the master's own; publish the round summary.
+"""
+
+import logging
+import time
+
+from clocksync.clock import NS_PER_S, SoftwareClock
+from clocksync.messages import Correction, MessageError, Poll, Reply, RoundSummary
+from clocksync.participant import Participant
+from clocksync.transport import BrokerUrl, Inbound
+from master.rounds import Membership, RoundCollector, settle
+
+log = logging.getLogger(__name__)
+
+
+class BerkeleyMaster(Participant):
+    """The time daemon's master, its own clock included in every average."""
+
+    role = "master"
+    sync = "berkeley"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        site: str,
+        broker: BrokerUrl,
+        clock: SoftwareClock,
+        interval_s: float,
+        samples: int,
+        sample_spacing_s: float,
+        reply_timeout_s: float,
+        min_window_s: float,
+    ) -> None:
+        if samples < 1:
+            raise ValueError("samples must be at least 1")
+        if not 0 < reply_timeout_s <= interval_s:
+            raise ValueError("the reply timeout must be positive and at most the interval")
+        if sample_spacing_s * (samples - 1) >= reply_timeout_s:
+            raise ValueError("all polls must go out before the reply timeout")
+        super().__init__(
+            name=name, site=site, broker=broker, clock=clock, status_interval_s=interval_s
+        )
+        self.epoch = time.time_ns() // 1_000_000
+        self._interval_ns = round(interval_s * NS_PER_S)
+        self._samples = samples
+        self._spacing_ns = round(sample_spacing_s * NS_PER_S)
+        self._timeout_ns = round(reply_timeout_s * NS_PER_S)
+        self._min_window_s = min_window_s
+        self._membership = Membership()
+        self._round: RoundCollector | None = None
+        self._round_started = 0
+        self._adjusted_at_start = 0
+        self._next_round = 0
+        self._last_number = 0
+
+    def subscriptions(self) -> list[str]:
+        return [self.topics.all_replies]
+
+    def tick(self, mono: int) -> int:
+        collector = self._round
+        if collector is None:
+            if mono >= self._next_round and self.link.ready:
+                self._start_round(mono)
+                return self.tick(mono)
+            return self._next_round
+        next_poll = self._round_started + collector.polls_sent * self._spacing_ns
+        if collector.polls_sent < self._samples:
+            if mono >= next_poll:
+                self._send_poll(collector)
+                return self.tick(mono)
+            return next_poll
+        close_at = self._round_started + self._timeout_ns
+        if mono >= close_at:
+            self._finish_round(collector)
+            return self._next_round
+        return close_at
+
+    def handle(self, message: Inbound) -> None:
+        t4 = self.clock.reading_at(message.received_mono)
+        node = self.topics.name_in(message.topic)
+        try:
+            reply = Reply.decode(message.payload)
+        except MessageError as error:
+            log.warning("dropped a bad reply on %s: %s", message.topic, error)
+            return
+        if reply.node != node:
+            log.warning("dropped a reply from %r on %s's topic", reply.node, node)
+            return
+        refusal = "no round is open" if self._round is None else self._round.add_reply(reply, t4)
+        if refusal is not None:
+            log.warning("dropped a reply from %s: %s", node, refusal)
+
+    def _start_round(self, mono: int) -> None:
+        self._last_number += 1
+        self._round = RoundCollector(self.name, self.epoch, self._last_number)
+        self._round_started = mono
+        self._adjusted_at_start = self.clock.adjusted_ns(mono)
+        self._next_round = max(self._next_round + self._interval_ns, mono)
+
+    def _send_poll(self, collector: RoundCollector) -> None:
+        seq = collector.polls_sent
+        payload = Poll(self.name, self.epoch, collector.number, seq).encode()
+        collector.poll_sent(seq, self.clock.now_ns())
+        self.link.publish(self.topics.poll, payload)
+
+    def _finish_round(self, collector: RoundCollector) -> None:
+        self._round = None
+        samples = collector.best_samples()
+        outcome = settle(self.name, samples, min_window_s=self._min_window_s)
+        for node, sample in samples.items():
+            correction = Correction(
+                self.name, node, self.epoch, collector.number, sample.seq, outcome.corrections[node]
+            )
+            self.link.publish(self.topics.correction(node), correction.encode())
+        self.apply_correction(outcome.corrections[self.name], self._adjusted_at_start)
+        missing = self._membership.update(collector.number, samples)
+        summary = RoundSummary(
+            master=self.name,
+            epoch=self.epoch,
+            round=collector.number,
+            started=self.clock.reading_at(self._round_started),
+            average_s=outcome.selection.average_s,
+            window_s=outcome.selection.window_s,
+            spread_s=outcome.spread_s,
+            participants=outcome.participants,
+            missing=missing,
+        )
+        self.link.publish(self.topics.round, summary.encode(), retain=True, qos=1)
+        excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
+        log.info(
+            "round %d: %d nodes, spread %.6f s, excluded %s%s",
+            collector.number,
+            len(samples),
+            outcome.spread_s,
+            excluded,
+            f", missing {', '.join(missing)}" if missing else "",
+        )

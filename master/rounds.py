@@ -1,0 +1,123 @@
+"""One Berkeley round, without I/O: the polls sent, the replies drawn, the outcome.
+
+The master sends several polls per round and keeps, per node, the exchange with the lowest
+delay (as timed kept the minimum one-way deltas): a reply held up on a busy broker or host
+then costs nothing.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from clocksync.measurement import Exchange
+from clocksync.messages import Participant, Reply
+from clocksync.selection import Selection, corrections, fault_tolerant_average, spread
+
+FORGET_AFTER_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A node's answer to poll `seq`."""
+
+    seq: int
+    exchange: Exchange
+
+
+class RoundCollector:
+    """The polls of one round and the replies they drew."""
+
+    def __init__(self, master: str, epoch: int, number: int) -> None:
+        self.master = master
+        self.epoch = epoch
+        self.number = number
+        self._sent: dict[int, int] = {}
+        self._samples: dict[str, dict[int, Exchange]] = {}
+
+    def poll_sent(self, seq: int, t1: int) -> None:
+        self._sent[seq] = t1
+
+    @property
+    def polls_sent(self) -> int:
+        return len(self._sent)
+
+    def add_reply(self, reply: Reply, t4: int) -> str | None:
+        """Keep the reply's exchange; return why it was refused, or None when kept."""
+        if (reply.epoch, reply.round) != (self.epoch, self.number):
+            return f"late or foreign reply (epoch {reply.epoch}, round {reply.round})"
+        t1 = self._sent.get(reply.seq)
+        if t1 is None:
+            return f"reply to poll {reply.seq}, which was not sent"
+        if reply.node == self.master:
+            return "reply in the master's own name"
+        if reply.sent < reply.received:
+            return "reply sent before the poll was received"
+        answers = self._samples.setdefault(reply.node, {})
+        if reply.seq in answers:
+            return f"duplicate reply to poll {reply.seq}"
+        answers[reply.seq] = Exchange(t1, reply.received, reply.sent, t4)
+        return None
+
+    def best_samples(self) -> dict[str, Sample]:
+        """Per node, its lowest-delay exchange of the round."""
+        best: dict[str, Sample] = {}
+        for node, answers in self._samples.items():
+            seq, exchange = min(answers.items(), key=lambda answer: answer[1].delay_s)
+            best[node] = Sample(seq, exchange)
+        return best
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a round decided: per participant its offset and correction, master included."""
+
+    selection: Selection
+    corrections: dict[str, float]
+    spread_s: float
+    participants: tuple[Participant, ...]
+
+
+def settle(
+    master: str,
+    samples: Mapping[str, Sample],
+    *,
+    min_window_s: float,
+) -> Outcome:
+    """Average the master's clock (offset 0 by definition) with every node that answered."""
+    offsets = {master: 0.0} | {node: s.exchange.offset_s for node, s in samples.items()}
+    selection = fault_tolerant_average(offsets, min_window_s=min_window_s)
+    correction = corrections(offsets, selection.average_s)
+    rows = [
+        Participant(master, "master", 0.0, 0.0, correction[master], master in selection.excluded)
+    ]
+    rows += [
+        Participant(
+            node,
+            "node",
+            offsets[node],
+            samples[node].exchange.delay_s,
+            correction[node],
+            node in selection.excluded,
+        )
+        for node in sorted(samples)
+    ]
+    return Outcome(selection, correction, spread(offsets), tuple(rows))
+
+
+class Membership:
+    """The nodes known to the master: a node silent this round is reported missing, and
+    forgotten after FORGET_AFTER_ROUNDS silent rounds (timed dropped a host after 3 polls)."""
+
+    def __init__(self, forget_after: int = FORGET_AFTER_ROUNDS) -> None:
+        self._forget_after = forget_after
+        self._last_seen: dict[str, int] = {}
+
+    def update(self, number: int, answered: Iterable[str]) -> tuple[str, ...]:
+        """Record round `number`'s answers; return the known nodes that stayed silent."""
+        for node in answered:
+            self._last_seen[node] = number
+        self._last_seen = {
+            node: seen
+            for node, seen in self._last_seen.items()
+            if number - seen <= self._forget_after
+        }
+        return tuple(sorted(n for n, seen in self._last_seen.items() if seen != number))

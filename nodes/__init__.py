@@ -1,0 +1,1 @@
+"""Nodes: participants whose clocks are disciplined by a master."""
