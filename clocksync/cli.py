@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="narrowest window around the median offset whose clocks are "
         "averaged (default: %(default)g)",
     )
+    master.add_argument(
+        "--status-interval",
+        type=positive,
+        metavar="SECONDS",
+        help="publish status at least this often (default: the interval)",
+    )
     _clock_options(master)
 
     node = commands.add_parser("node", help="run a node disciplined by the master")
@@ -229,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sample_spacing_s=args.sample_spacing,
                 reply_timeout_s=timeout,
                 min_window_s=args.min_window,
+                status_interval_s=args.status_interval,
             )
         except ValueError as error:
             parser.error(str(error))

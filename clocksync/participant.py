@@ -101,7 +101,7 @@ class Participant(ABC):
         self._last_correction_s = correction_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
-        self._status_due = self.clock.slew_end_mono() or 0
+        self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
 
     def publish_status(self) -> None:
         message = self._status_message("online", measured=True)

@@ -169,6 +169,13 @@ class MqttLink:
         if failed and self._socket_open:
             self._lost(f"lost the connection to {self.broker}")
 
+    def wait_until_ready(self, timeout_s: float) -> bool:
+        """Drive the connection until it is ready or `timeout_s` passes; say which."""
+        deadline = time.monotonic() + timeout_s
+        while not self._ready and time.monotonic() < deadline:
+            self.run_once(0.05)
+        return self._ready
+
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> None:
         """Send now if connected; a message published while disconnected is dropped."""
         if self._ready:

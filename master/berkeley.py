@@ -36,6 +36,7 @@ class BerkeleyMaster(Participant):
         sample_spacing_s: float,
         reply_timeout_s: float,
         min_window_s: float,
+        status_interval_s: float | None = None,
     ) -> None:
         if samples < 1:
             raise ValueError("samples must be at least 1")
@@ -44,7 +45,11 @@ class BerkeleyMaster(Participant):
         if sample_spacing_s * (samples - 1) >= reply_timeout_s:
             raise ValueError("all polls must go out before the reply timeout")
         super().__init__(
-            name=name, site=site, broker=broker, clock=clock, status_interval_s=interval_s
+            name=name,
+            site=site,
+            broker=broker,
+            clock=clock,
+            status_interval_s=status_interval_s or interval_s,
         )
         self.epoch = time.time_ns() // 1_000_000
         self._interval_ns = round(interval_s * NS_PER_S)
@@ -118,7 +123,8 @@ class BerkeleyMaster(Participant):
                 self.name, node, self.epoch, collector.number, sample.seq, outcome.corrections[node]
             )
             self.link.publish(self.topics.correction(node), correction.encode())
-        self.apply_correction(outcome.corrections[self.name], self._adjusted_at_start)
+        if samples:
+            self.apply_correction(outcome.corrections[self.name], self._adjusted_at_start)
         missing = self._membership.update(collector.number, samples)
         summary = RoundSummary(
             master=self.name,

@@ -3,10 +3,12 @@
 For each poll it records its clock's total adjustment at the moment it answered; the
 correction names the poll the master used, so the node subtracts whatever it slewed since
 then and lands exactly where the master meant.  A correction for a poll this node did not
-answer in the current round (replayed, late, or another master's) is dropped.
+answer in the current round (late, or another master's) is dropped, and so is a second
+correction, or poll, for a round already corrected (a replay).
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from clocksync.clock import NS_PER_S, SoftwareClock
 from clocksync.messages import Correction, MessageError, Poll, Reply
@@ -14,6 +16,25 @@ from clocksync.participant import Participant
 from clocksync.transport import BrokerUrl, Inbound
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Round:
+    """The round this node is answering: per poll answered, the clock's total adjustment
+    at that moment; `corrected` once its correction is applied, so a replay is refused."""
+
+    master: str
+    epoch: int
+    number: int
+    adjusted_at_reply: dict[int, int] = field(default_factory=dict)
+    corrected: bool = False
+
+    def is_for(self, master: str, epoch: int, number: int) -> bool:
+        return (self.master, self.epoch, self.number) == (master, epoch, number)
+
+    def supersedes(self, master: str, epoch: int, number: int) -> bool:
+        """Whether a message for that round comes from this master after its time."""
+        return (self.master, self.epoch) == (master, epoch) and number < self.number
 
 
 class BerkeleyNode(Participant):
@@ -34,8 +55,7 @@ class BerkeleyNode(Participant):
         super().__init__(
             name=name, site=site, broker=broker, clock=clock, status_interval_s=status_interval_s
         )
-        self._round: tuple[str, int, int] | None = None
-        self._answered: dict[int, int] = {}
+        self._current: _Round | None = None
 
     def subscriptions(self) -> list[str]:
         return [self.topics.poll, self.topics.correction(self.name)]
@@ -57,14 +77,16 @@ class BerkeleyNode(Participant):
         except MessageError as error:
             log.warning("dropped a bad poll: %s", error)
             return
-        current = (poll.master, poll.epoch, poll.round)
-        if current != self._round:
-            if self._round is not None and current < self._round and current[:2] == self._round[:2]:
+        current = self._current
+        if current is None or not current.is_for(poll.master, poll.epoch, poll.round):
+            if current is not None and current.supersedes(poll.master, poll.epoch, poll.round):
                 log.warning("dropped a stale poll for round %d", poll.round)
                 return
-            self._round = current
-            self._answered = {}
-        self._answered[poll.seq] = self.clock.adjusted_ns()
+            current = self._current = _Round(poll.master, poll.epoch, poll.round)
+        if current.corrected:
+            log.warning("dropped a poll for round %d, which is already corrected", poll.round)
+            return
+        current.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns()
         payload, _ = Reply.encode_stamped(
             node=self.name,
             epoch=poll.epoch,
@@ -81,15 +103,21 @@ class BerkeleyNode(Participant):
         except MessageError as error:
             log.warning("dropped a bad correction: %s", error)
             return
-        key = (correction.master, correction.epoch, correction.round)
-        adjusted_then = self._answered.get(correction.seq) if key == self._round else None
-        if correction.node != self.name or adjusted_then is None:
+        current = self._current
+        awaited = (
+            current is not None
+            and not current.corrected
+            and correction.node == self.name
+            and current.is_for(correction.master, correction.epoch, correction.round)
+            and correction.seq in current.adjusted_at_reply
+        )
+        if current is None or not awaited:
             log.warning(
-                "dropped a correction for %s, round %d, poll %d: not one this node is waiting for",
+                "dropped a correction for %s, round %d, poll %d: not one this node awaits",
                 correction.node,
                 correction.round,
                 correction.seq,
             )
             return
-        self._answered = {}
-        self.apply_correction(correction.correction_s, adjusted_then)
+        current.corrected = True
+        self.apply_correction(correction.correction_s, current.adjusted_at_reply[correction.seq])

@@ -1,0 +1,53 @@
+"""Helpers for the integration tests: participants as processes, the CLI as a process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from clocksync.demo import SimulatedClock, participant_command, stop_processes
+from clocksync.transport import BrokerUrl
+
+
+class Fleet:
+    """Participants started as `clocksync` processes; all are stopped at teardown."""
+
+    def __init__(self, broker: BrokerUrl, site: str, logs: Path) -> None:
+        self.broker = broker
+        self.site = site
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(
+        self,
+        role: str,
+        name: str,
+        offset_s: float = 0.0,
+        drift_ppm: float = 0.0,
+        *extra: str,
+    ) -> subprocess.Popen[bytes]:
+        clock = SimulatedClock(name, offset_s, drift_ppm)
+        command = participant_command(role, clock, self.broker, self.site, list(extra))
+        with (self.logs / f"{name}.log").open("wb") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        self.processes[name] = process
+        return process
+
+    def master(self, *extra: str, offset_s: float = 0.0, drift_ppm: float = 0.0) -> None:
+        self.start("master", "lab", offset_s, drift_ppm, "--interval", "0.5", *extra)
+
+    def log_of(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        stop_processes(list(self.processes.values()))
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `clocksync ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "clocksync", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,191 @@
+"""Berkeley end to end: a master and nodes as separate processes on a real Mosquitto.
+
+Accuracy is judged from the truth signal (each clock's offset from its host clock, which
+here is the same host clock for all), never from what the master reports.
+"""
+
+import json
+import random
+import signal
+
+import pytest
+
+from clocksync.messages import Correction, Poll, Reply, RoundSummary
+from clocksync.observer import Observer
+from clocksync.topics import Topics
+from clocksync.transport import MqttLink
+from tests.support import Fleet
+
+pytestmark = pytest.mark.integration
+
+LINES = ("KMC", "MIT", "TAPMI", "SOLS")
+ROUND_TIMEOUT_S = 15.0
+
+
+def true_distances(observer: Observer, master: str = "lab") -> dict[str, float]:
+    """|participant - master| for every online participant, from the truth signal."""
+    truth = observer.true_offsets()
+    return {name: abs(offset - truth[master]) for name, offset in truth.items() if name != master}
+
+
+def settle_statuses(observer: Observer) -> None:
+    """Let the statuses published after the latest corrections arrive."""
+    observer.pump(0.3)
+
+
+def wait_rounds(observer: Observer, count: int) -> RoundSummary:
+    assert observer.wait_for_rounds(count, ROUND_TIMEOUT_S + count), (
+        f"only {len(observer.rounds)} of {count} rounds arrived"
+    )
+    return observer.rounds[count - 1]
+
+
+def wait_online(observer: Observer, names: list[str]) -> None:
+    assert observer.wait_for(
+        lambda: all(
+            name in observer.statuses and observer.statuses[name].state == "online"
+            for name in names
+        ),
+        ROUND_TIMEOUT_S,
+    ), f"not all of {names} came online: {sorted(observer.statuses)}"
+
+
+def test_four_lines_reach_a_millisecond_of_the_master_within_five_rounds(
+    fleet: Fleet, observer: Observer
+) -> None:
+    rng = random.Random(20261128)
+    for line in LINES:
+        fleet.start("node", line, rng.uniform(-5, 5), rng.uniform(-100, 100))
+    wait_online(observer, list(LINES))
+    fleet.master(offset_s=rng.uniform(-5, 5), drift_ppm=rng.uniform(-100, 100))
+    start = observer.rounds[-1].round if observer.rounds else 0
+    first = wait_rounds(observer, len(observer.rounds) + 1)
+    assert first.spread_s > 0.1, "the clocks should start seconds apart"
+    assert {p.name for p in first.participants} == {"lab", *LINES}
+    wait_rounds(observer, 5 + start)
+    settle_statuses(observer)
+    distances = true_distances(observer)
+    assert set(distances) == set(LINES)
+    assert max(distances.values()) <= 0.001, distances
+    statuses = observer.statuses
+    assert statuses["lab"].role == "master"
+    assert all(statuses[line].role == "node" for line in LINES)
+    assert all(statuses[line].sync == "berkeley" for line in LINES)
+
+
+def test_a_node_an_hour_off_is_excluded_and_moves_nobody(fleet: Fleet, observer: Observer) -> None:
+    for line, offset in zip(LINES[:3], (0.4, -0.3, 0.1), strict=True):
+        fleet.start("node", line, offset)
+    fleet.start("node", "SOLS", 3600.0)
+    wait_online(observer, list(LINES))
+    fleet.master()
+    first = wait_rounds(observer, 1)
+    rows = {row.name: row for row in first.participants}
+    assert set(rows) == {"lab", *LINES}
+    assert rows["SOLS"].excluded
+    assert not any(rows[name].excluded for name in ("lab", "KMC", "MIT", "TAPMI"))
+    assert -0.5 < first.average_s < 0.5
+    assert rows["SOLS"].correction_s == pytest.approx(first.average_s - 3600.0, abs=0.01)
+    wait_rounds(observer, 5)
+    settle_statuses(observer)
+    truth = observer.true_offsets()
+    assert abs(truth["lab"]) < 0.5, "the master was dragged by the wild clock"
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
+
+
+def test_a_node_killed_mid_run_does_not_stop_the_rounds(fleet: Fleet, observer: Observer) -> None:
+    for line in LINES:
+        fleet.start("node", line, random.uniform(-1, 1))
+    wait_online(observer, list(LINES))
+    fleet.master()
+    wait_rounds(observer, 3)
+    fleet.processes["MIT"].send_signal(signal.SIGKILL)
+    assert observer.wait_for(lambda: observer.statuses["MIT"].state == "offline", 10), (
+        "the Last Will did not mark the killed node offline"
+    )
+    killed_at = len(observer.rounds)
+    later = wait_rounds(observer, killed_at + 3)
+    names = {row.name for row in later.participants}
+    assert names == {"lab", "KMC", "TAPMI", "SOLS"}
+    assert "MIT" in later.missing
+    settle_statuses(observer)
+    distances = true_distances(observer)
+    assert set(distances) == {"KMC", "TAPMI", "SOLS"}
+    assert max(distances.values()) <= 0.001, distances
+
+
+def test_a_node_that_joins_later_is_picked_up(fleet: Fleet, observer: Observer) -> None:
+    fleet.start("node", "KMC", 1.0)
+    wait_online(observer, ["KMC"])
+    fleet.master()
+    wait_rounds(observer, 2)
+    fleet.start("node", "TAPMI", -2.0, 50.0)
+    wait_online(observer, ["TAPMI"])
+    joined = len(observer.rounds)
+    wait_rounds(observer, joined + 4)
+    assert {row.name for row in observer.rounds[-1].participants} == {"lab", "KMC", "TAPMI"}
+    settle_statuses(observer)
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
+
+
+def test_hostile_messages_are_dropped_and_move_no_clock(
+    fleet: Fleet, observer: Observer, site: str
+) -> None:
+    fleet.start("node", "KMC", 0.2)
+    fleet.start("node", "MIT", -0.2)
+    wait_online(observer, ["KMC", "MIT"])
+    fleet.master()
+    wait_rounds(observer, 4)
+    settle_statuses(observer)
+    before = observer.true_offsets()
+    last = observer.rounds[-1]
+    topics = Topics(site)
+    valid_correction = Correction("lab", "KMC", last.epoch, last.round, 0, 5.0)
+    hostile = [
+        (topics.correction("KMC"), b"not json"),
+        (topics.correction("KMC"), b'{"v": 1, "type": "correction", "correction_s": NaN}'),
+        (topics.correction("KMC"), b"{" * 50_000),
+        (topics.correction("KMC"), valid_correction.encode()),
+        (
+            topics.correction("KMC"),
+            Correction("lab", "MIT", last.epoch, last.round + 1, 0, 5.0).encode(),
+        ),
+        (
+            topics.correction("KMC"),
+            Correction("lab", "KMC", last.epoch + 1, last.round + 1, 0, 5.0).encode(),
+        ),
+        (
+            topics.correction("KMC"),
+            json.dumps({"v": 1, "type": "correction", "correction_s": "5"}).encode(),
+        ),
+        (topics.poll, b"\x00\xff" * 3000),
+        (topics.poll, Poll("../..", 1, 1, 1).encode()[:-3]),
+        (topics.reply("KMC"), Reply("MIT", last.epoch, last.round + 1, 0, 0, 0).encode()),
+        (topics.reply("ghost"), Reply("ghost", 1, 1, 0, 0, 0).encode()),
+        (topics.reply("KMC"), b"[]"),
+    ]
+    attacker = MqttLink(
+        observer.link.broker,
+        f"attacker-{site}",
+        subscriptions=[],
+        on_message=lambda message: None,
+        on_connected=lambda: None,
+    )
+    try:
+        assert attacker.wait_until_ready(10)
+        for _ in range(3):
+            for topic, payload in hostile:
+                attacker.publish(topic, payload)
+            attacker.run_once(0.01)
+            observer.pump(0.2)
+    finally:
+        attacker.close([])
+    rounds_before = len(observer.rounds)
+    wait_rounds(observer, rounds_before + 2)
+    settle_statuses(observer)
+    after = observer.true_offsets()
+    for name in ("KMC", "MIT", "lab"):
+        assert abs(after[name] - before[name]) < 0.002, (name, before, after)
+    assert all(fleet.processes[name].poll() is None for name in ("KMC", "MIT", "lab"))
+    assert "dropped" in fleet.log_of("KMC")
+    assert "dropped" in fleet.log_of("lab")

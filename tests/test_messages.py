@@ -1,0 +1,155 @@
+"""Message formats: round trips, and bad input refused with MessageError."""
+
+import json
+
+import pytest
+
+from clocksync.messages import (
+    MAX_PAYLOAD,
+    Correction,
+    MessageError,
+    Participant,
+    Poll,
+    Reply,
+    RoundSummary,
+    Status,
+)
+
+NOW = 1_795_863_247_311_000_001
+
+
+def test_messages_round_trip() -> None:
+    poll = Poll("lab", 7, 3, 1)
+    reply = Reply("KMC", 7, 3, 1, NOW, NOW + 12_345)
+    correction = Correction("lab", "KMC", 7, 3, 1, -0.000123)
+    summary = RoundSummary(
+        "lab",
+        7,
+        3,
+        NOW,
+        0.5,
+        0.002,
+        1.25,
+        (
+            Participant("lab", "master", 0.0, 0.0, 0.5, False),
+            Participant("KMC", "node", 1.0, 0.0003, -0.5, True),
+        ),
+        ("MIT",),
+    )
+    status = Status("KMC", "node", "online", "berkeley", 0.25, NOW, -0.5, 0.0, 3)
+    will = Status("KMC", "node", "offline", "berkeley")
+    assert Poll.decode(poll.encode()) == poll
+    assert Reply.decode(reply.encode()) == reply
+    assert Correction.decode(correction.encode()) == correction
+    assert RoundSummary.decode(summary.encode()) == summary
+    assert Status.decode(status.encode()) == status
+    assert Status.decode(will.encode()) == will
+
+
+def test_payloads_are_readable_json_with_rfc3339_times() -> None:
+    data = json.loads(Reply("KMC", 7, 3, 1, NOW, NOW).encode())
+    assert data == {
+        "v": 1,
+        "type": "reply",
+        "node": "KMC",
+        "epoch": 7,
+        "round": 3,
+        "seq": 1,
+        "received": "2026-11-28T10:54:07.311000001Z",
+        "sent": "2026-11-28T10:54:07.311000001Z",
+    }
+
+
+def test_stamped_reply_reads_the_send_time_last() -> None:
+    order: list[str] = []
+
+    def stamp() -> int:
+        order.append("stamp")
+        return NOW + 5
+
+    payload, sent = Reply.encode_stamped(
+        node="KMC", epoch=1, round=2, seq=0, received=NOW, stamp=stamp
+    )
+    assert order == ["stamp"]
+    assert sent == NOW + 5
+    assert Reply.decode(payload) == Reply("KMC", 1, 2, 0, NOW, NOW + 5)
+
+
+def test_unknown_fields_are_ignored_for_later_versions() -> None:
+    data = json.loads(Poll("lab", 7, 3, 1).encode())
+    data["sig"] = "reserved"
+    assert Poll.decode(json.dumps(data).encode()) == Poll("lab", 7, 3, 1)
+
+
+def _correction(**changes: object) -> bytes:
+    data = json.loads(Correction("lab", "KMC", 7, 3, 1, 0.001).encode())
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2, 3]",
+        b'"a string"',
+        b"{}",
+        b"[" * 100_000,
+        b'{"v": 1, "type": "correction", "correction_s": NaN}',
+        _correction(v=2),
+        _correction(type="poll"),
+        _correction(correction_s=float("inf")),
+        _correction(correction_s="0.001"),
+        _correction(correction_s=True),
+        _correction(correction_s=1e12),
+        _correction(round=-1),
+        _correction(round=1.5),
+        _correction(round=True),
+        _correction(round=2**64),
+        _correction(node="KMC/#"),
+        _correction(node=""),
+        _correction(node="x" * 65),
+        _correction(master=None),
+        b" " * (MAX_PAYLOAD + 1),
+    ],
+)
+def test_bad_corrections_are_refused(payload: bytes) -> None:
+    with pytest.raises(MessageError):
+        Correction.decode(payload)
+
+
+def test_nan_constants_are_refused_even_when_the_field_is_not_read() -> None:
+    payload = json.loads(Poll("lab", 7, 3, 1).encode())
+    text = json.dumps(payload)[:-1] + ', "extra": NaN}'
+    with pytest.raises(MessageError, match="not a number"):
+        Poll.decode(text.encode())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host_time": "yesterday"},
+        {"state": "sleeping"},
+        {"role": "boss"},
+        {"host_offset_s": [1]},
+        {"updates": "3"},
+    ],
+)
+def test_bad_status_is_refused(change: dict[str, object]) -> None:
+    data = json.loads(Status("KMC", "node", "online", "berkeley", 0.0, NOW).encode())
+    data.update(change)
+    with pytest.raises(MessageError):
+        Status.decode(json.dumps(data).encode())
+
+
+def test_bad_summary_participant_is_refused() -> None:
+    summary = RoundSummary("lab", 1, 1, NOW, 0.0, 0.002, 0.0, ())
+    data = json.loads(summary.encode())
+    data["participants"] = [{"name": "KMC"}]
+    with pytest.raises(MessageError, match="lacks"):
+        RoundSummary.decode(json.dumps(data).encode())
+    data["participants"] = "everyone"
+    with pytest.raises(MessageError, match="list"):
+        RoundSummary.decode(json.dumps(data).encode())

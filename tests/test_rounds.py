@@ -1,0 +1,100 @@
+"""A Berkeley round without I/O: collecting replies, settling, membership."""
+
+import pytest
+
+from clocksync.measurement import Exchange
+from clocksync.messages import Reply
+from master.rounds import Membership, RoundCollector, Sample, settle
+
+MS = 1_000_000
+T0 = 1_800_000_000 * 10**9
+
+
+def reply(
+    node: str, seq: int, received: int, sent: int, *, epoch: int = 9, number: int = 4
+) -> Reply:
+    return Reply(node, epoch, number, seq, received, sent)
+
+
+def collector_with_polls(count: int) -> RoundCollector:
+    collector = RoundCollector("lab", 9, 4)
+    for seq in range(count):
+        collector.poll_sent(seq, T0 + seq * 10 * MS)
+    return collector
+
+
+def test_keeps_each_nodes_lowest_delay_exchange() -> None:
+    collector = collector_with_polls(3)
+    # KMC is 5 ms ahead; poll 1 took 4 ms there and back, poll 2 only 1 ms.
+    assert collector.add_reply(reply("KMC", 0, T0 + 8 * MS, T0 + 8 * MS), T0 + 6 * MS) is None
+    assert collector.add_reply(reply("KMC", 1, T0 + 17 * MS, T0 + 17 * MS), T0 + 14 * MS) is None
+    assert (
+        collector.add_reply(reply("KMC", 2, T0 + 25_500_000, T0 + 25_500_000), T0 + 21 * MS) is None
+    )
+    best = collector.best_samples()
+    assert best["KMC"].seq == 2
+    assert best["KMC"].exchange.offset_s == pytest.approx(0.005)
+    assert best["KMC"].exchange.delay_s == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (reply("KMC", 0, T0, T0, number=3), "late or foreign"),
+        (reply("KMC", 0, T0, T0, epoch=8), "late or foreign"),
+        (reply("KMC", 5, T0, T0), "not sent"),
+        (reply("lab", 0, T0, T0), "master's own name"),
+        (reply("KMC", 0, T0 + 5, T0), "before"),
+    ],
+)
+def test_refuses_replies_that_answer_no_poll_of_this_round(bad: Reply, why: str) -> None:
+    collector = collector_with_polls(2)
+    refusal = collector.add_reply(bad, T0 + MS)
+    assert refusal is not None
+    assert why in refusal
+    assert collector.best_samples() == {}
+
+
+def test_refuses_a_duplicate_reply() -> None:
+    collector = collector_with_polls(1)
+    assert collector.add_reply(reply("KMC", 0, T0, T0), T0 + MS) is None
+    refusal = collector.add_reply(reply("KMC", 0, T0 - MS, T0 - MS), T0 + MS)
+    assert refusal is not None
+    assert "duplicate" in refusal
+    assert collector.best_samples()["KMC"].exchange.t2 == T0
+
+
+def sample(offset_ms: float, delay_ms: float = 1.0) -> Sample:
+    half = round(delay_ms * MS / 2)
+    shift = round(offset_ms * MS)
+    return Sample(0, Exchange(T0, T0 + half + shift, T0 + half + shift, T0 + 2 * half))
+
+
+def test_settle_includes_the_master_and_corrects_everyone_to_the_average() -> None:
+    outcome = settle("lab", {"KMC": sample(12.0), "MIT": sample(-6.0)}, min_window_s=0.002)
+    assert outcome.selection.average_s == pytest.approx(0.002)
+    assert outcome.corrections == pytest.approx({"lab": 0.002, "KMC": -0.010, "MIT": 0.008})
+    assert outcome.spread_s == pytest.approx(0.018)
+    rows = {row.name: row for row in outcome.participants}
+    assert rows["lab"].role == "master"
+    assert rows["lab"].offset_s == 0.0
+    assert rows["KMC"].delay_s == pytest.approx(0.001)
+    assert not any(row.excluded for row in outcome.participants)
+
+
+def test_settle_excludes_a_node_an_hour_off() -> None:
+    samples = {"KMC": sample(1.0), "MIT": sample(-2.0), "SOLS": sample(3_600_000.0)}
+    outcome = settle("lab", samples, min_window_s=0.002)
+    assert outcome.selection.excluded == {"SOLS"}
+    assert outcome.corrections["lab"] == pytest.approx(-0.001 / 3)
+    assert outcome.corrections["SOLS"] == pytest.approx(-3600.0, abs=0.01)
+
+
+def test_membership_reports_silent_nodes_then_forgets_them() -> None:
+    members = Membership(forget_after=3)
+    assert members.update(1, ["KMC", "MIT"]) == ()
+    assert members.update(2, ["KMC"]) == ("MIT",)
+    assert members.update(3, ["KMC"]) == ("MIT",)
+    assert members.update(4, ["KMC"]) == ("MIT",)
+    assert members.update(5, ["KMC"]) == ()
+    assert members.update(6, ["KMC", "MIT"]) == ()
