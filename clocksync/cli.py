@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument(
         "--samples",
         type=_positive_int,
-        default=4,
-        help="polls per round; each node's lowest-delay answer counts (default: 4)",
+        default=8,
+        help="polls per round; each node's lowest-delay answer counts (default: %(default)s)",
     )
     master.add_argument(
         "--sample-spacing",

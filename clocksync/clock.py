@@ -101,6 +101,7 @@ class SoftwareClock:
         self._monotonic_ns = monotonic_ns
         self._wall_ns = wall_ns
         self._updates = 0
+        self._last_step_mono: int | None = None
         mono = monotonic_ns()
         self._segment = _Segment(
             start_mono=mono,
@@ -170,7 +171,17 @@ class SoftwareClock:
             slew_rate=current.slew_rate,
         )
         self._updates += 1
+        if applied is Applied.STEP:
+            self._last_step_mono = mono
         return applied
+
+    def stepped_since(self, mono: int) -> bool:
+        """Whether the clock was stepped after monotonic instant `mono`.
+
+        A timestamp taken before a step cannot be paired with one taken after it: the pair
+        would carry the step as if it were time on the wire.
+        """
+        return self._last_step_mono is not None and self._last_step_mono >= mono
 
     def _should_step(self, delta_ns: int) -> bool:
         if abs(delta_ns) < self.discipline.step_threshold_s * NS_PER_S:

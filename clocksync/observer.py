@@ -19,9 +19,10 @@ _instances = itertools.count()
 class Observer:
     """Subscribes to every status and to the round summaries of a site."""
 
-    def __init__(self, broker: BrokerUrl, site: str) -> None:
+    def __init__(self, broker: BrokerUrl, site: str, *, keep_history: bool = False) -> None:
         self.topics = Topics(site)
         self.statuses: dict[str, Status] = {}
+        self.history: dict[str, list[Status]] | None = {} if keep_history else None
         self.rounds: list[RoundSummary] = []
         self.link = MqttLink(
             broker,
@@ -38,6 +39,8 @@ class Observer:
             else:
                 status = Status.decode(message.payload)
                 self.statuses[status.name] = status
+                if self.history is not None:
+                    self.history.setdefault(status.name, []).append(status)
         except MessageError as error:
             log.warning("dropped a bad message on %s: %s", message.topic, error)
 

@@ -106,7 +106,10 @@ class BerkeleyMaster(Participant):
         self._round = RoundCollector(self.name, self.epoch, self._last_number)
         self._round_started = mono
         self._adjusted_at_start = self.clock.adjusted_ns(mono)
-        self._next_round = max(self._next_round + self._interval_ns, mono)
+        if mono - self._next_round > self._interval_ns:
+            self._next_round = mono + self._interval_ns
+        else:
+            self._next_round += self._interval_ns
 
     def _send_poll(self, collector: RoundCollector) -> None:
         seq = collector.polls_sent

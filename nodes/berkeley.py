@@ -77,6 +77,13 @@ class BerkeleyNode(Participant):
         except MessageError as error:
             log.warning("dropped a bad poll: %s", error)
             return
+        if self.clock.stepped_since(message.received_mono):
+            log.info(
+                "skipped poll %d of round %d: the clock stepped since it arrived",
+                poll.seq,
+                poll.round,
+            )
+            return
         current = self._current
         if current is None or not current.is_for(poll.master, poll.epoch, poll.round):
             if current is not None and current.supersedes(poll.master, poll.epoch, poll.round):

@@ -202,3 +202,16 @@ def test_every_correction_is_applied_in_full_eventually(sequence: list[tuple[int
         assert clock.adjusted_ns() - before == pytest.approx(delta, abs=2)
         assert clock.now_ns() - fake.wall == clock.adjusted_ns()
         fake.advance(gap)
+
+
+def test_knows_whether_it_stepped_since_a_moment() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, step_threshold_s=0.1)
+    before = fake.mono
+    clock.correct(1_000)
+    assert not clock.stepped_since(before)
+    fake.advance(10)
+    clock.correct(NS_PER_S)
+    assert clock.stepped_since(before)
+    fake.advance(10)
+    assert not clock.stepped_since(fake.mono)
