@@ -187,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=positive, default=1.0, metavar="SECONDS")
     demo.add_argument("--max-rounds", type=_positive_int, default=20)
     demo.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="error",
+        choices=["debug", "info", "warning", "error"],
+        help="log level of the demo's participants (default: error)",
     )
     return parser
 

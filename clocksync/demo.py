@@ -97,11 +97,18 @@ def run_demo(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -
                 f"  {clock.name:6} {role:6} offset {clock.offset_s:+.3f} s, "
                 f"drift {clock.drift_ppm:+.1f} ppm"
             )
-            extra = ["--log-level", log_level]
-            extra += ["--interval", repr(interval_s)] if role == "master" else []
-            processes.append(
-                subprocess.Popen(participant_command(role, clock, broker.url, SITE, extra))
-            )
+        master, *lines = clocks
+        common = ["--log-level", log_level]
+        for line in lines:
+            command = participant_command("node", line, broker.url, SITE, common)
+            processes.append(subprocess.Popen(command))
+        if not observer.wait_for(lambda: len(observer.true_offsets()) == len(lines), 15):
+            print("clocksync demo: the lines did not come online", file=sys.stderr)
+            return 1
+        command = participant_command(
+            "master", master, broker.url, SITE, [*common, "--interval", repr(interval_s)]
+        )
+        processes.append(subprocess.Popen(command))
         print(f"{'round':>5} {'measured spread':>18} {'true spread':>15}  excluded")
         return _watch(observer, interval_s, max_rounds, len(clocks))
     finally:

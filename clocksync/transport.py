@@ -200,6 +200,9 @@ class MqttLink:
         if was_open:
             self._client.disconnect()
             self._client.loop(0.05)
+        # disconnect() leaves open the wake-up socket pair that loop() made; paho's public
+        # way to release every socket it holds is to reset the client.
+        self._client.reinitialise()
 
     def _attempt_connect(self) -> None:
         try:

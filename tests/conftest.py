@@ -6,9 +6,11 @@ eclipse-mosquitto 2.0 container through testcontainers when a Docker engine answ
 Every test uses a site of its own, so retained messages never leak between tests.
 """
 
+import gc
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,22 +28,28 @@ BROKER_CONFIG = Path(__file__).resolve().parent.parent / "broker" / "mosquitto.c
 log = logging.getLogger(__name__)
 
 
-def _container_broker() -> Iterator[BrokerUrl] | None:
+def _serve(container: MosquittoContainer) -> Iterator[BrokerUrl]:
+    container.start(configfile=str(BROKER_CONFIG))
     try:
-        container = MosquittoContainer(MOSQUITTO_IMAGE)
-    except DockerException as error:
-        log.info("no Docker engine (%s); using a local mosquitto", error)
-        return None
+        host = container.get_container_host_ip()
+        yield BrokerUrl(host, int(container.get_exposed_port(1883)))
+    finally:
+        container.stop()
 
-    def serve() -> Iterator[BrokerUrl]:
-        container.start(configfile=str(BROKER_CONFIG))
+
+def _container_broker() -> Iterator[BrokerUrl] | None:
+    """A pinned Mosquitto container, or None when no Docker engine answers."""
+    with warnings.catch_warnings():
+        # Without an engine the Docker client leaves its socket to the garbage collector;
+        # collect it here rather than let it fail whichever test happens to come next.
+        warnings.simplefilter("ignore", ResourceWarning)
         try:
-            host = container.get_container_host_ip()
-            yield BrokerUrl(host, int(container.get_exposed_port(1883)))
-        finally:
-            container.stop()
-
-    return serve()
+            return _serve(MosquittoContainer(MOSQUITTO_IMAGE))
+        except DockerException as error:
+            reason = str(error)
+        gc.collect()
+    log.info("no Docker engine (%s); using a local mosquitto", reason)
+    return None
 
 
 @pytest.fixture(scope="session")
