@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from clocksync import __version__
 from clocksync.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.demo import run_demo
+from clocksync.logthrottle import WarningThrottle
 from clocksync.participant import StopFlag
 from clocksync.selection import DEFAULT_MIN_WINDOW_S
 from clocksync.topics import check_name
@@ -211,11 +212,10 @@ def _clock(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Softwar
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(WarningThrottle())
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     if args.command == "demo":
         return run_demo(
             seed=args.seed,

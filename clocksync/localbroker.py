@@ -50,12 +50,15 @@ def free_port() -> int:
 
 
 class LocalMosquitto:
-    """`with LocalMosquitto() as broker:` gives a running broker at `broker.url`."""
+    """`with LocalMosquitto() as broker:` gives a running broker at `broker.url`.
 
-    def __init__(self) -> None:
+    `port` 0 picks a free one; a given port lets a test restart a broker where it was.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="clocksync-broker-")
         self._process: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> BrokerUrl:
@@ -63,7 +66,7 @@ class LocalMosquitto:
 
     def start(self) -> "LocalMosquitto":
         binary = find_mosquitto()
-        self.port = free_port()
+        self.port = self.port or free_port()
         config = Path(self._workdir.name) / "mosquitto.conf"
         config.write_text(SETTINGS.format(port=self.port))
         log_path = Path(self._workdir.name) / "mosquitto.log"

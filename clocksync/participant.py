@@ -83,8 +83,11 @@ class Participant(ABC):
         """Serve until `stop` is requested, then say offline and disconnect."""
         log.info("%s %s starting against %s", self.role, self.name, self.link.broker)
         while not stop.requested:
+            if not self.link.ready:
+                self.link.run_once(MAX_WAIT_S)
+                continue
             mono = self.clock.monotonic_ns()
-            if mono >= self._status_due and self.link.ready:
+            if mono >= self._status_due:
                 self.publish_status()
             deadline = min(self.tick(mono), self._status_due)
             wait_s = (deadline - self.clock.monotonic_ns()) / NS_PER_S

@@ -70,7 +70,7 @@ class BerkeleyMaster(Participant):
     def tick(self, mono: int) -> int:
         collector = self._round
         if collector is None:
-            if mono >= self._next_round and self.link.ready:
+            if mono >= self._next_round:
                 self._start_round(mono)
                 return self.tick(mono)
             return self._next_round

@@ -7,13 +7,17 @@ here is the same host clock for all), never from what the master reports.
 import json
 import random
 import signal
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from clocksync.localbroker import LocalMosquitto
 from clocksync.messages import Correction, Poll, Reply, RoundSummary
 from clocksync.observer import Observer
 from clocksync.topics import Topics
-from clocksync.transport import MqttLink
+from clocksync.transport import Inbound, MqttLink
 from tests.support import Fleet
 
 pytestmark = pytest.mark.integration
@@ -189,3 +193,73 @@ def test_hostile_messages_are_dropped_and_move_no_clock(
     assert all(fleet.processes[name].poll() is None for name in ("KMC", "MIT", "lab"))
     assert "dropped" in fleet.log_of("KMC")
     assert "dropped" in fleet.log_of("lab")
+
+
+def test_rounds_resume_after_the_broker_restarts(tmp_path: Path) -> None:
+    site = "restart"
+    first = LocalMosquitto().start()
+    port = first.port
+    fleet = Fleet(first.url, site, tmp_path)
+    watcher: Observer | None = None
+    second: LocalMosquitto | None = None
+    try:
+        fleet.start("node", "KMC", 0.3)
+        fleet.start("node", "MIT", -0.3)
+        fleet.master()
+        watcher = Observer(first.url, site)
+        assert watcher.wait_for_rounds(2, ROUND_TIMEOUT_S)
+        watcher.close()
+        first.stop()
+        time.sleep(1.0)
+        second = LocalMosquitto(port).start()
+        watcher = Observer(second.url, site)
+        assert watcher.wait_for_rounds(3, ROUND_TIMEOUT_S + 30), "rounds did not resume"
+        assert {row.name for row in watcher.rounds[-1].participants} == {"lab", "KMC", "MIT"}
+        assert watcher.rounds[-1].round > 3
+        settle_statuses(watcher)
+        assert max(true_distances(watcher).values()) <= 0.001
+        assert "Traceback" not in fleet.log_of("KMC") + fleet.log_of("lab")
+    finally:
+        fleet.stop()
+        if watcher is not None:
+            watcher.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_a_second_correction_for_the_same_round_is_refused(
+    fleet: Fleet, observer: Observer, site: str
+) -> None:
+    topics = Topics(site)
+    forged_rounds: set[int] = set()
+
+    def forge(message: Inbound) -> None:
+        genuine = Correction.decode(message.payload)
+        if genuine.round not in forged_rounds:
+            forged_rounds.add(genuine.round)
+            bogus = replace(genuine, correction_s=genuine.correction_s + 5.0)
+            attacker.publish(topics.correction("KMC"), bogus.encode())
+
+    attacker = MqttLink(
+        observer.link.broker,
+        f"attacker-{site}",
+        subscriptions=[topics.correction("KMC")],
+        on_message=forge,
+        on_connected=lambda: None,
+    )
+    try:
+        assert attacker.wait_until_ready(10)
+        fleet.start("node", "KMC", 0.2)
+        wait_online(observer, ["KMC"])
+        fleet.master()
+        deadline = time.monotonic() + ROUND_TIMEOUT_S
+        while len(forged_rounds) < 4 and time.monotonic() < deadline:
+            attacker.run_once(0.05)
+    finally:
+        attacker.close([])
+    assert len(forged_rounds) >= 4
+    wait_rounds(observer, max(forged_rounds) + 1)
+    settle_statuses(observer)
+    assert true_distances(observer)["KMC"] <= 0.001, true_distances(observer)
+    assert "not one this node awaits" in fleet.log_of("KMC")
