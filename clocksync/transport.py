@@ -89,15 +89,22 @@ class Outbound:
 
 
 class _TimestampingClient(mqtt.Client):
-    """A paho client that asks the kernel when each packet arrived (SO_TIMESTAMPING).
+    """A paho client that notes when each packet arrived (SO_TIMESTAMPING) and left.
 
     paho's own timestamp is taken when Python gets round to parsing the packet; on a busy
     host that can be hundreds of microseconds after it arrived, and the difference lands,
     one-sided, in a measured delay.  The kernel's software receive timestamp does not wait
     for the process to be scheduled.  Plain TCP sockets only; elsewhere paho's time is used.
+    The send time is read just before the send system call: a publish can return long after
+    its packet left, when the broker it woke takes the CPU.
     """
 
     last_arrival_ns: int | None = None
+    last_send_mono: int | None = None
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        self.last_send_mono = time.monotonic_ns()
+        return super()._sock_send(buf)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         sock = self._sock
@@ -176,10 +183,19 @@ class MqttLink:
             self.run_once(0.05)
         return self._ready
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> None:
-        """Send now if connected; a message published while disconnected is dropped."""
-        if self._ready:
-            self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0
+    ) -> int | None:
+        """Send now if connected; a message published while disconnected is dropped.
+
+        Returns the monotonic instant, in ns, at which the packet was handed to the kernel,
+        or None when it was not sent at once.
+        """
+        if not self._ready:
+            return None
+        self._client.last_send_mono = None
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return self._client.last_send_mono if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
     def close(self, goodbye: Sequence[Outbound], timeout_s: float = 2.0) -> None:
         """Publish `goodbye` (the will is not sent on a clean disconnect) and disconnect."""

@@ -114,8 +114,8 @@ class BerkeleyMaster(Participant):
     def _send_poll(self, collector: RoundCollector) -> None:
         seq = collector.polls_sent
         payload = Poll(self.name, self.epoch, collector.number, seq).encode()
-        collector.poll_sent(seq, self.clock.now_ns())
-        self.link.publish(self.topics.poll, payload)
+        sent = self.link.publish(self.topics.poll, payload)
+        collector.poll_sent(seq, None if sent is None else self.clock.reading_at(sent))
 
     def _finish_round(self, collector: RoundCollector) -> None:
         self._round = None

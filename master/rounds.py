@@ -30,10 +30,12 @@ class RoundCollector:
         self.master = master
         self.epoch = epoch
         self.number = number
-        self._sent: dict[int, int] = {}
+        self._sent: dict[int, int | None] = {}
         self._samples: dict[str, dict[int, Exchange]] = {}
 
-    def poll_sent(self, seq: int, t1: int) -> None:
+    def poll_sent(self, seq: int, t1: int | None) -> None:
+        """Record poll `seq`, sent at t1, or None when it did not leave at once (its send
+        time is then unknown and its replies cannot be used)."""
         self._sent[seq] = t1
 
     @property
@@ -44,9 +46,11 @@ class RoundCollector:
         """Keep the reply's exchange; return why it was refused, or None when kept."""
         if (reply.epoch, reply.round) != (self.epoch, self.number):
             return f"late or foreign reply (epoch {reply.epoch}, round {reply.round})"
-        t1 = self._sent.get(reply.seq)
-        if t1 is None:
+        if reply.seq not in self._sent:
             return f"reply to poll {reply.seq}, which was not sent"
+        t1 = self._sent[reply.seq]
+        if t1 is None:
+            return f"reply to poll {reply.seq}, whose send time is unknown"
         if reply.node == self.master:
             return "reply in the master's own name"
         if reply.sent < reply.received:

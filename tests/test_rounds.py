@@ -98,3 +98,12 @@ def test_membership_reports_silent_nodes_then_forgets_them() -> None:
     assert members.update(4, ["KMC"]) == ("MIT",)
     assert members.update(5, ["KMC"]) == ()
     assert members.update(6, ["KMC", "MIT"]) == ()
+
+
+def test_refuses_replies_to_a_poll_whose_send_time_is_unknown() -> None:
+    collector = RoundCollector("lab", 9, 4)
+    collector.poll_sent(0, None)
+    assert collector.polls_sent == 1
+    refusal = collector.add_reply(reply("KMC", 0, T0, T0), T0 + MS)
+    assert refusal is not None
+    assert "unknown" in refusal
