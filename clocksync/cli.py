@@ -12,13 +12,11 @@ from clocksync.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.demo import run_demo
 from clocksync.logthrottle import WarningThrottle
 from clocksync.participant import StopFlag
-from clocksync.selection import DEFAULT_MIN_WINDOW_S
 from clocksync.topics import check_name
 from clocksync.transport import BROKER_ENV, DEFAULT_BROKER, BrokerUrl
 from master.berkeley import BerkeleyMaster
+from master.rounds import MAX_REPLY_TIMEOUT_S, RoundPlan
 from nodes.berkeley import BerkeleyNode
-
-MAX_REPLY_TIMEOUT_S = 2.0
 
 
 def _number(check: Callable[[float], bool], what: str) -> Callable[[str], float]:
@@ -130,22 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument(
         "--interval",
         type=positive,
-        default=1.0,
+        default=RoundPlan.interval_s,
         metavar="SECONDS",
-        help="seconds between rounds (default: 1)",
+        help="seconds between rounds (default: %(default)g)",
     )
     master.add_argument(
         "--samples",
         type=_positive_int,
-        default=8,
+        default=RoundPlan.samples,
         help="polls per round; each node's lowest-delay answer counts (default: %(default)s)",
     )
     master.add_argument(
         "--sample-spacing",
         type=positive,
-        default=0.01,
+        default=RoundPlan.spacing_s,
         metavar="SECONDS",
-        help="seconds between the polls of a round (default: 0.01)",
+        help="seconds between the polls of a round (default: %(default)g)",
     )
     master.add_argument(
         "--reply-timeout",
@@ -158,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument(
         "--min-window",
         type=positive,
-        default=DEFAULT_MIN_WINDOW_S,
+        default=RoundPlan.min_window_s,
         metavar="SECONDS",
         help="narrowest window around the median offset whose clocks are "
         "averaged (default: %(default)g)",
@@ -226,22 +224,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = StopFlag().install()
     clock = _clock(parser, args)
     if args.command == "master":
-        timeout = args.reply_timeout or min(args.interval / 2, MAX_REPLY_TIMEOUT_S)
         try:
-            master = BerkeleyMaster(
-                name=args.name,
-                site=args.site,
-                broker=args.broker,
-                clock=clock,
+            plan = RoundPlan(
                 interval_s=args.interval,
                 samples=args.samples,
-                sample_spacing_s=args.sample_spacing,
-                reply_timeout_s=timeout,
+                spacing_s=args.sample_spacing,
+                reply_timeout_s=args.reply_timeout,
                 min_window_s=args.min_window,
-                status_interval_s=args.status_interval,
             )
         except ValueError as error:
             parser.error(str(error))
+        master = BerkeleyMaster(
+            name=args.name,
+            site=args.site,
+            broker=args.broker,
+            clock=clock,
+            plan=plan,
+            status_interval_s=args.status_interval,
+        )
         return master.run(stop)
     node = BerkeleyNode(
         name=args.name,

@@ -65,17 +65,18 @@ class BrokerUrl:
 
     def __str__(self) -> str:
         user = f"{self.username}@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mqtt://{user}{host}:{self.port}"
 
 
 @dataclass(frozen=True)
 class Inbound:
-    """A received message; `received_mono` is paho's packet-read time in monotonic ns."""
+    """A received message; `received_mono` is when it arrived, in monotonic ns (the
+    kernel's receive timestamp where available, else paho's parse time)."""
 
     topic: str
     payload: bytes
     received_mono: int
-    properties: Properties | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,6 @@ class MqttLink:
                 topic=message.topic,
                 payload=bytes(message.payload),
                 received_mono=received_mono,
-                properties=getattr(message, "properties", None),
             )
         )
 

@@ -13,7 +13,7 @@ from clocksync.clock import NS_PER_S, SoftwareClock
 from clocksync.messages import Correction, MessageError, Poll, Reply, RoundSummary
 from clocksync.participant import Participant
 from clocksync.transport import BrokerUrl, Inbound
-from master.rounds import Membership, RoundCollector, settle
+from master.rounds import Membership, RoundCollector, RoundPlan, settle
 
 log = logging.getLogger(__name__)
 
@@ -31,36 +31,23 @@ class BerkeleyMaster(Participant):
         site: str,
         broker: BrokerUrl,
         clock: SoftwareClock,
-        interval_s: float,
-        samples: int,
-        sample_spacing_s: float,
-        reply_timeout_s: float,
-        min_window_s: float,
+        plan: RoundPlan,
         status_interval_s: float | None = None,
     ) -> None:
-        if samples < 1:
-            raise ValueError("samples must be at least 1")
-        if not 0 < reply_timeout_s <= interval_s:
-            raise ValueError("the reply timeout must be positive and at most the interval")
-        if sample_spacing_s * (samples - 1) >= reply_timeout_s:
-            raise ValueError("all polls must go out before the reply timeout")
         super().__init__(
             name=name,
             site=site,
             broker=broker,
             clock=clock,
-            status_interval_s=status_interval_s or interval_s,
+            status_interval_s=status_interval_s or plan.interval_s,
         )
+        self.plan = plan
         self.epoch = time.time_ns() // 1_000_000
-        self._interval_ns = round(interval_s * NS_PER_S)
-        self._samples = samples
-        self._spacing_ns = round(sample_spacing_s * NS_PER_S)
-        self._timeout_ns = round(reply_timeout_s * NS_PER_S)
-        self._min_window_s = min_window_s
+        self._interval_ns = round(plan.interval_s * NS_PER_S)
+        self._spacing_ns = round(plan.spacing_s * NS_PER_S)
+        self._timeout_ns = round(plan.timeout_s * NS_PER_S)
         self._membership = Membership()
         self._round: RoundCollector | None = None
-        self._round_started = 0
-        self._adjusted_at_start = 0
         self._next_round = 0
         self._last_number = 0
 
@@ -74,13 +61,13 @@ class BerkeleyMaster(Participant):
                 self._start_round(mono)
                 return self.tick(mono)
             return self._next_round
-        next_poll = self._round_started + collector.polls_sent * self._spacing_ns
-        if collector.polls_sent < self._samples:
+        if collector.polls_sent < self.plan.samples:
+            next_poll = collector.started_mono + collector.polls_sent * self._spacing_ns
             if mono >= next_poll:
                 self._send_poll(collector)
                 return self.tick(mono)
             return next_poll
-        close_at = self._round_started + self._timeout_ns
+        close_at = collector.started_mono + self._timeout_ns
         if mono >= close_at:
             self._finish_round(collector)
             return self._next_round
@@ -103,9 +90,13 @@ class BerkeleyMaster(Participant):
 
     def _start_round(self, mono: int) -> None:
         self._last_number += 1
-        self._round = RoundCollector(self.name, self.epoch, self._last_number)
-        self._round_started = mono
-        self._adjusted_at_start = self.clock.adjusted_ns(mono)
+        self._round = RoundCollector(
+            self.name,
+            self.epoch,
+            self._last_number,
+            started_mono=mono,
+            adjusted_at_start=self.clock.adjusted_ns(mono),
+        )
         if mono - self._next_round > self._interval_ns:
             self._next_round = mono + self._interval_ns
         else:
@@ -120,20 +111,20 @@ class BerkeleyMaster(Participant):
     def _finish_round(self, collector: RoundCollector) -> None:
         self._round = None
         samples = collector.best_samples()
-        outcome = settle(self.name, samples, min_window_s=self._min_window_s)
+        outcome = settle(self.name, samples, min_window_s=self.plan.min_window_s)
         for node, sample in samples.items():
             correction = Correction(
                 self.name, node, self.epoch, collector.number, sample.seq, outcome.corrections[node]
             )
             self.link.publish(self.topics.correction(node), correction.encode())
         if samples:
-            self.apply_correction(outcome.corrections[self.name], self._adjusted_at_start)
+            self.apply_correction(outcome.corrections[self.name], collector.adjusted_at_start)
         missing = self._membership.update(collector.number, samples)
         summary = RoundSummary(
             master=self.name,
             epoch=self.epoch,
             round=collector.number,
-            started=self.clock.reading_at(self._round_started),
+            started=self.clock.reading_at(collector.started_mono),
             average_s=outcome.selection.average_s,
             window_s=outcome.selection.window_s,
             spread_s=outcome.spread_s,

@@ -5,14 +5,55 @@ delay (as timed kept the minimum one-way deltas): a reply held up on a busy brok
 then costs nothing.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from clocksync.measurement import Exchange
 from clocksync.messages import Participant, Reply
-from clocksync.selection import Selection, corrections, fault_tolerant_average, spread
+from clocksync.selection import (
+    DEFAULT_MIN_WINDOW_S,
+    Selection,
+    corrections,
+    fault_tolerant_average,
+    spread,
+)
 
 FORGET_AFTER_ROUNDS = 3
+MAX_REPLY_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """When a round polls and closes, and how it averages.
+
+    A round starts every `interval_s`; it sends `samples` polls `spacing_s` apart and closes
+    `reply_timeout_s` after it started (default: half the interval, at most 2 s).
+    """
+
+    interval_s: float = 1.0
+    samples: int = 8
+    spacing_s: float = 0.01
+    reply_timeout_s: float | None = None
+    min_window_s: float = DEFAULT_MIN_WINDOW_S
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.interval_s) and self.interval_s > 0):
+            raise ValueError("the interval must be positive")
+        if self.samples < 1:
+            raise ValueError("samples must be at least 1")
+        if not 0 < self.timeout_s <= self.interval_s:
+            raise ValueError("the reply timeout must be positive and at most the interval")
+        if self.spacing_s < 0 or self.spacing_s * (self.samples - 1) >= self.timeout_s:
+            raise ValueError("all polls must go out before the reply timeout")
+        if not self.min_window_s > 0:
+            raise ValueError("the minimum window must be positive")
+
+    @property
+    def timeout_s(self) -> float:
+        if self.reply_timeout_s is not None:
+            return self.reply_timeout_s
+        return min(self.interval_s / 2, MAX_REPLY_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -24,12 +65,26 @@ class Sample:
 
 
 class RoundCollector:
-    """The polls of one round and the replies they drew."""
+    """The polls of one round and the replies they drew.
 
-    def __init__(self, master: str, epoch: int, number: int) -> None:
+    `started_mono` is when the round began; `adjusted_at_start` the master clock's total
+    adjustment then, the reference for the master's own correction.
+    """
+
+    def __init__(
+        self,
+        master: str,
+        epoch: int,
+        number: int,
+        *,
+        started_mono: int = 0,
+        adjusted_at_start: int = 0,
+    ) -> None:
         self.master = master
         self.epoch = epoch
         self.number = number
+        self.started_mono = started_mono
+        self.adjusted_at_start = adjusted_at_start
         self._sent: dict[int, int | None] = {}
         self._samples: dict[str, dict[int, Exchange]] = {}
 

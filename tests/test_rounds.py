@@ -4,7 +4,7 @@ import pytest
 
 from clocksync.measurement import Exchange
 from clocksync.messages import Reply
-from master.rounds import Membership, RoundCollector, Sample, settle
+from master.rounds import Membership, RoundCollector, RoundPlan, Sample, settle
 
 MS = 1_000_000
 T0 = 1_800_000_000 * 10**9
@@ -107,3 +107,25 @@ def test_refuses_replies_to_a_poll_whose_send_time_is_unknown() -> None:
     refusal = collector.add_reply(reply("KMC", 0, T0, T0), T0 + MS)
     assert refusal is not None
     assert "unknown" in refusal
+
+
+def test_round_plan_defaults_close_at_half_the_interval_at_most_two_seconds() -> None:
+    assert RoundPlan().timeout_s == 0.5
+    assert RoundPlan(interval_s=60).timeout_s == 2.0
+    assert RoundPlan(interval_s=60, reply_timeout_s=10).timeout_s == 10
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({"interval_s": 0}, "interval"),
+        ({"interval_s": float("nan")}, "interval"),
+        ({"samples": 0}, "at least 1"),
+        ({"reply_timeout_s": 2.0}, "at most the interval"),
+        ({"samples": 60, "spacing_s": 0.01}, "before the reply timeout"),
+        ({"min_window_s": 0}, "window"),
+    ],
+)
+def test_round_plan_rejects_nonsense(settings: dict[str, float], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        RoundPlan(**settings)  # type: ignore[arg-type]

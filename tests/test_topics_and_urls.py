@@ -62,3 +62,8 @@ def test_bad_broker_urls(text: str, why: str) -> None:
 
 def test_broker_url_prints_without_secrets() -> None:
     assert str(BrokerUrl("host", 1884, "kmc")) == "mqtt://kmc@host:1884"
+
+
+def test_broker_url_round_trips_through_text() -> None:
+    for url in (BrokerUrl("::1", 1883), BrokerUrl("h", 2, "u")):
+        assert BrokerUrl.parse(str(url)) == url
