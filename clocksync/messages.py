@@ -40,7 +40,7 @@ def _load(payload: bytes, kind: str, limit: int = MAX_PAYLOAD) -> "_Fields":
         raise MessageError(f"{len(payload)} bytes is more than {limit} for a {kind}")
     try:
         data = json.loads(payload, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, or an int too long
         raise MessageError(f"not JSON: {error}") from None
     fields = _Fields(data, kind)
     if fields.integer("v") != VERSION:
@@ -89,12 +89,11 @@ class _Fields:
 
     def number(self, key: str) -> float:
         value = self._get(key)
-        if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        if type(value) is not int and not (type(value) is float and math.isfinite(value)):
             raise MessageError(f"{self._kind}.{key} must be a finite number")
-        number = float(value)  # type: ignore[arg-type]
-        if abs(number) > MAX_MAGNITUDE_S:
+        if abs(value) > MAX_MAGNITUDE_S:  # compared before float(): an int may not fit one
             raise MessageError(f"{self._kind}.{key} is out of range")
-        return number
+        return float(value)
 
     def optional_float(self, key: str) -> float | None:
         return None if self._data.get(key) is None else self.number(key)

@@ -10,10 +10,10 @@ correction, or poll, for a round already corrected (a replay).
 import logging
 from dataclasses import dataclass, field
 
-from clocksync.clock import NS_PER_S, SoftwareClock
+from clocksync.clock import NS_PER_S
 from clocksync.messages import Correction, MessageError, Poll, Reply
 from clocksync.participant import Participant
-from clocksync.transport import BrokerUrl, Inbound
+from clocksync.transport import Inbound
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,7 @@ class BerkeleyNode(Participant):
 
     role = "node"
     sync = "berkeley"
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        site: str,
-        broker: BrokerUrl,
-        clock: SoftwareClock,
-        status_interval_s: float,
-    ) -> None:
-        super().__init__(
-            name=name, site=site, broker=broker, clock=clock, status_interval_s=status_interval_s
-        )
-        self._current: _Round | None = None
+    _current: _Round | None = None
 
     def subscriptions(self) -> list[str]:
         return [self.topics.poll, self.topics.correction(self.name)]

@@ -104,6 +104,7 @@ def _correction(**changes: object) -> bytes:
         _correction(correction_s="0.001"),
         _correction(correction_s=True),
         _correction(correction_s=1e12),
+        _correction(correction_s=10**400),
         _correction(round=-1),
         _correction(round=1.5),
         _correction(round=True),
@@ -153,3 +154,9 @@ def test_bad_summary_participant_is_refused() -> None:
     data["participants"] = "everyone"
     with pytest.raises(MessageError, match="list"):
         RoundSummary.decode(json.dumps(data).encode())
+
+
+def test_an_integer_too_long_to_parse_is_refused() -> None:
+    payload = b'{"v": 1, "type": "round", "round": 1' + b"0" * 5000 + b"}"
+    with pytest.raises(MessageError, match="not JSON"):
+        RoundSummary.decode(payload)
