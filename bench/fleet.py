@@ -1,0 +1,160 @@
+"""What the benchmarks share: a private Mosquitto, a master and nodes as separate
+`clocksync` processes, and errors judged from the truth signal.
+
+Every participant publishes its status every 0.1 s.  For each node status, the master's
+offset from the host clock at the same host time is interpolated between the master's two
+neighbouring statuses, so the error is sampled all through the interval, not only just after
+a correction.
+"""
+
+import bisect
+import os
+import random
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clocksync.demo import MASTER, SimulatedClock, participant_command, stop_processes
+from clocksync.localbroker import LocalMosquitto
+from clocksync.messages import RoundSummary, Status
+from clocksync.observer import Observer
+from clocksync.transport import BrokerUrl
+
+CONVERGED_S = 0.001
+STATUS_INTERVAL = "0.1"
+SITE = "bench"
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run showed, from the round it converged on."""
+
+    converged_after: int | None
+    errors_s: list[float]
+    rounds: list[RoundSummary]
+    master_cpu_s: float
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def fleet(
+    seed: int, nodes: Sequence[str], offset_s: float, drift_ppm: float
+) -> list[SimulatedClock]:
+    """The master first, then the nodes, each with a seeded random offset and drift."""
+    rng = random.Random(seed)
+    return [
+        SimulatedClock(name, rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm))
+        for name in (MASTER, *nodes)
+    ]
+
+
+def offset_at(history: list[Status], host_time: int) -> float | None:
+    """A participant's truth offset at `host_time`, interpolated between its statuses."""
+    times = [s.host_time or 0 for s in history]
+    index = bisect.bisect_left(times, host_time)
+    if index == 0 or index == len(history):
+        return None
+    before, after = history[index - 1], history[index]
+    if before.host_offset_s is None or after.host_offset_s is None:
+        return None
+    span = times[index] - times[index - 1]
+    weight = (host_time - times[index - 1]) / span if span else 0.0
+    return before.host_offset_s + weight * (after.host_offset_s - before.host_offset_s)
+
+
+def true_errors(observer: Observer, nodes: Sequence[str], since_host_time: int) -> list[float]:
+    """|node - master| at every node status from `since_host_time` on."""
+    assert observer.history is not None
+    master = observer.history.get(MASTER, [])
+    errors = []
+    for name in nodes:
+        for status in observer.history.get(name, []):
+            if status.host_time is None or status.host_offset_s is None:
+                continue
+            if status.host_time < since_host_time:
+                continue
+            reference = offset_at(master, status.host_time)
+            if reference is not None:
+                errors.append(abs(status.host_offset_s - reference))
+    return errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_fleet(
+    clocks: list[SimulatedClock],
+    *,
+    rounds: int,
+    converge_only: bool = False,
+    master_options: Sequence[str] = (),
+) -> Run:
+    """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more."""
+    master, *nodes = clocks
+    with LocalMosquitto() as broker:
+        observer = Observer(broker.url, SITE, keep_history=True)
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            if not observer.link.wait_until_ready(10):
+                raise RuntimeError("the observer could not connect")
+            processes += [_start("node", clock, broker.url, ()) for clock in nodes]
+            names = {clock.name for clock in nodes}
+            if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):
+                raise RuntimeError("the nodes did not come online")
+            master_process = _start("master", master, broker.url, master_options)
+            processes.append(master_process)
+            return _measure(
+                observer, [c.name for c in nodes], rounds, converge_only, master_process.pid
+            )
+        finally:
+            observer.close()
+            stop_processes(processes)
+
+
+def _start(
+    role: str, clock: SimulatedClock, broker: BrokerUrl, options: Sequence[str]
+) -> subprocess.Popen[bytes]:
+    extra = ["--status-interval", STATUS_INTERVAL, "--log-level", "error", *options]
+    return subprocess.Popen(participant_command(role, clock, broker, SITE, extra))
+
+
+def _measure(
+    observer: Observer, nodes: list[str], rounds: int, converge_only: bool, master_pid: int
+) -> Run:
+    converged_after: int | None = None
+    since = 0
+    cpu_before = 0.0
+    seen = 0
+    while True:
+        if not observer.wait_for_rounds(seen + 1, 15):
+            raise RuntimeError("the master stopped publishing rounds")
+        summary = observer.rounds[seen]
+        seen += 1
+        if converged_after is None:
+            observer.pump(0.3)
+            truth = observer.true_offsets()
+            if (
+                all(n in truth for n in nodes)
+                and max(abs(truth[n] - truth[MASTER]) for n in nodes) <= CONVERGED_S
+            ):
+                converged_after = summary.round
+                since = observer.statuses[MASTER].host_time or 0
+                cpu_before = cpu_seconds(master_pid)
+                if converge_only:
+                    break
+            elif summary.round > 30:
+                break
+        elif summary.round >= converged_after + rounds:
+            break
+    if converged_after is None:
+        return Run(None, [], [], 0.0)
+    cpu = cpu_seconds(master_pid) - cpu_before
+    measured = [s for s in observer.rounds if s.round > converged_after]
+    return Run(converged_after, true_errors(observer, nodes, since), measured, cpu)
