@@ -54,17 +54,14 @@ def _dump(kind: str, body: dict[str, Any]) -> bytes:
     return json.dumps({"v": VERSION, "type": kind, **body}, allow_nan=False).encode()
 
 
-def _dump_stamped(
-    kind: str, body: dict[str, Any], key: str, stamp: Callable[[], int]
-) -> tuple[bytes, int]:
+def _dump_stamped(kind: str, body: dict[str, Any], key: str, stamp: Callable[[], int]) -> bytes:
     """Encode `body`, then read `stamp()` and append it as time field `key`.
 
     The send timestamp of an exchange should be read as late as possible: here only the
     formatting of that one field lies between the reading and the finished payload.
     """
     head = _dump(kind, body)[:-1]
-    moment = stamp()
-    return head + f', "{key}": "{format_ns(moment)}"}}'.encode(), moment
+    return head + f', "{key}": "{format_ns(stamp())}"}}'.encode()
 
 
 class _Fields:
@@ -183,12 +180,12 @@ class Reply:
             seq=self.seq,
             received=self.received,
             stamp=lambda: self.sent,
-        )[0]
+        )
 
     @classmethod
     def encode_stamped(
         cls, *, node: str, epoch: int, round: int, seq: int, received: int, stamp: Callable[[], int]
-    ) -> tuple[bytes, int]:
+    ) -> bytes:
         """The payload of a reply whose `sent` time is read by `stamp` as late as possible."""
         return _dump_stamped(
             "reply",

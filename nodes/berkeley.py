@@ -80,14 +80,21 @@ class BerkeleyNode(Participant):
         if current.corrected:
             log.warning("dropped a poll for round %d, which is already corrected", poll.round)
             return
-        current.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns()
-        payload, _ = Reply.encode_stamped(
+        answering = current
+
+        def stamp() -> int:
+            """t3, and the clock's total adjustment at that same instant."""
+            mono = self.clock.monotonic_ns()
+            answering.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns(mono)
+            return self.clock.reading_at(mono)
+
+        payload = Reply.encode_stamped(
             node=self.name,
             epoch=poll.epoch,
             round=poll.round,
             seq=poll.seq,
             received=received,
-            stamp=self.clock.now_ns,
+            stamp=stamp,
         )
         self.link.publish(self.topics.reply(self.name), payload)
 

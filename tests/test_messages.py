@@ -1,6 +1,7 @@
 """Message formats: round trips, and bad input refused with MessageError."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -60,18 +61,24 @@ def test_payloads_are_readable_json_with_rfc3339_times() -> None:
     }
 
 
-def test_stamped_reply_reads_the_send_time_last() -> None:
+def test_stamped_reply_reads_the_send_time_after_encoding_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     order: list[str] = []
+    real_dumps = json.dumps
+
+    def dumps(*args: Any, **kwargs: Any) -> str:
+        order.append("encode")
+        return real_dumps(*args, **kwargs)
 
     def stamp() -> int:
         order.append("stamp")
         return NOW + 5
 
-    payload, sent = Reply.encode_stamped(
-        node="KMC", epoch=1, round=2, seq=0, received=NOW, stamp=stamp
-    )
-    assert order == ["stamp"]
-    assert sent == NOW + 5
+    monkeypatch.setattr(json, "dumps", dumps)
+    payload = Reply.encode_stamped(node="KMC", epoch=1, round=2, seq=0, received=NOW, stamp=stamp)
+    monkeypatch.undo()
+    assert order == ["encode", "stamp"]
     assert Reply.decode(payload) == Reply("KMC", 1, 2, 0, NOW, NOW + 5)
 
 
