@@ -7,9 +7,11 @@ shows it, until the kitchen agrees to within a millisecond, then stops all it st
 """
 
 import random
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from types import FrameType
 
 from clocksync.localbroker import BrokerUnavailableError, LocalMosquitto
 from clocksync.observer import Observer
@@ -80,7 +82,21 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:12.3f} ms"
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -> int:
+    """Run the demo; on SIGINT or SIGTERM stop everything it started and return 130."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(seed=seed, interval_s=interval_s, max_rounds=max_rounds, log_level=log_level)
+    except KeyboardInterrupt:
+        print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+
+
+def _run(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -> int:
     clocks = kitchen(seed)
     try:
         broker = LocalMosquitto().start()

@@ -102,10 +102,48 @@ def test_retained_status_greets_a_late_watcher(fleet: Fleet, broker: BrokerUrl, 
 
 
 @pytest.mark.integration
-def test_demo_converges_and_cleans_up() -> None:
+def test_demo_converges_and_says_so() -> None:
     result = run_cli("demo", "--seed", "3", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "converged" in result.stdout
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(lines) >= 2
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.integration
+def test_demo_stopped_by_sigterm_stops_everything_it_started() -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "clocksync", "demo", "--max-rounds", "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None
+    header = demo.stdout.readline()
+    assert "Manipal Foodie" in header
+    deadline = time.monotonic() + 15
+    children: list[int] = []
+    while len(children) < 6 and time.monotonic() < deadline:
+        children = _children(demo.pid)
+        time.sleep(0.1)
+    assert len(children) == 6, "expected the broker, the master and four lines"
+    demo.send_signal(signal.SIGTERM)
+    _, stderr = demo.communicate(timeout=20)
+    assert demo.returncode == 130
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert not [child for child in children if _alive(child)]
