@@ -7,7 +7,6 @@ neighbouring statuses, so the error is sampled all through the interval, not onl
 a correction.
 """
 
-import bisect
 import os
 import random
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from clocksync.demo import MASTER, SimulatedClock, participant_command, stop_processes
 from clocksync.localbroker import LocalMosquitto
-from clocksync.messages import RoundSummary, Status
+from clocksync.messages import RoundSummary
 from clocksync.observer import Observer
 from clocksync.transport import BrokerUrl
 
@@ -52,24 +51,9 @@ def fleet(
     ]
 
 
-def offset_at(history: list[Status], host_time: int) -> float | None:
-    """A participant's truth offset at `host_time`, interpolated between its statuses."""
-    times = [s.host_time or 0 for s in history]
-    index = bisect.bisect_left(times, host_time)
-    if index == 0 or index == len(history):
-        return None
-    before, after = history[index - 1], history[index]
-    if before.host_offset_s is None or after.host_offset_s is None:
-        return None
-    span = times[index] - times[index - 1]
-    weight = (host_time - times[index - 1]) / span if span else 0.0
-    return before.host_offset_s + weight * (after.host_offset_s - before.host_offset_s)
-
-
 def true_errors(observer: Observer, nodes: Sequence[str], since_host_time: int) -> list[float]:
     """|node - master| at every node status from `since_host_time` on."""
     assert observer.history is not None
-    master = observer.history.get(MASTER, [])
     errors = []
     for name in nodes:
         for status in observer.history.get(name, []):
@@ -77,7 +61,7 @@ def true_errors(observer: Observer, nodes: Sequence[str], since_host_time: int) 
                 continue
             if status.host_time < since_host_time:
                 continue
-            reference = offset_at(master, status.host_time)
+            reference = observer.offset_at(MASTER, status.host_time)
             if reference is not None:
                 errors.append(abs(status.host_offset_s - reference))
     return errors

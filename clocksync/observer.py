@@ -2,6 +2,7 @@
 summary.  The demo, the tests and the benchmarks judge accuracy through it, from the truth
 signal the participants publish, never from what the master believes."""
 
+import bisect
 import itertools
 import logging
 import os
@@ -69,6 +70,21 @@ class Observer:
             for name, status in self.statuses.items()
             if status.state == "online" and status.host_offset_s is not None
         }
+
+    def offset_at(self, name: str, host_time: int) -> float | None:
+        """A participant's truth offset at `host_time` (ns, host clock), interpolated between
+        the two statuses around it; None outside its history.  Needs `keep_history`."""
+        history = (self.history or {}).get(name, [])
+        times = [status.host_time or 0 for status in history]
+        index = bisect.bisect_left(times, host_time)
+        if index == 0 or index == len(history):
+            return None
+        before, after = history[index - 1].host_offset_s, history[index].host_offset_s
+        if before is None or after is None:
+            return None
+        span = times[index] - times[index - 1]
+        weight = (host_time - times[index - 1]) / span if span else 0.0
+        return before + weight * (after - before)
 
     def close(self) -> None:
         self.link.close([])

@@ -17,7 +17,7 @@ from clocksync.localbroker import LocalMosquitto
 from clocksync.messages import Correction, Poll, Reply, RoundSummary
 from clocksync.observer import Observer
 from clocksync.topics import Topics
-from clocksync.transport import Inbound, MqttLink
+from clocksync.transport import BrokerUrl, Inbound, MqttLink
 from tests.support import Fleet
 
 pytestmark = pytest.mark.integration
@@ -263,3 +263,32 @@ def test_a_second_correction_for_the_same_round_is_refused(
     settle_statuses(observer)
     assert true_distances(observer)["KMC"] <= 0.001, true_distances(observer)
     assert "not one this node awaits" in fleet.log_of("KMC")
+
+
+def test_measured_offsets_lie_within_half_their_delay_of_the_truth(
+    fleet: Fleet, broker: BrokerUrl, site: str
+) -> None:
+    fleet.start("node", "KMC", 0.3, 0.0, "--status-interval", "0.05")
+    fleet.start("node", "MIT", -0.3, 0.0, "--status-interval", "0.05")
+    watcher = Observer(broker, site, keep_history=True)
+    try:
+        assert watcher.link.wait_until_ready(10)
+        wait_online(watcher, ["KMC", "MIT"])
+        fleet.master("--status-interval", "0.05")
+        assert watcher.wait_for_rounds(9, ROUND_TIMEOUT_S + 9)
+        watcher.pump(0.2)
+        checked = 0
+        for summary in watcher.rounds[2:]:
+            master_offset = watcher.true_offsets()["lab"]
+            host_time = summary.started - round(master_offset * 1e9)
+            master_truth = watcher.offset_at("lab", host_time)
+            for row in summary.participants:
+                node_truth = watcher.offset_at(row.name, host_time)
+                if row.role != "node" or node_truth is None or master_truth is None:
+                    continue
+                error = abs(row.offset_s - (node_truth - master_truth))
+                assert error <= row.delay_s / 2 + 2e-6, (summary.round, row, error)
+                checked += 1
+        assert checked >= 10
+    finally:
+        watcher.close()
