@@ -20,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
     for count in args.nodes:
         names = [f"line-{index:04d}" for index in range(count)]
-        run = run_fleet(fleet(count, names, 5.0, 0.0), rounds=args.rounds)
+        run = run_fleet(fleet(count, names, 5.0, 0.0), rounds=args.rounds, status_interval="0.5")
         if run.converged_after is None:
             print(f"{count} nodes: did not converge")
             continue

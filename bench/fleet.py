@@ -1,7 +1,7 @@
 """What the benchmarks share: a private Mosquitto, a master and nodes as separate
 `clocksync` processes, and errors judged from the truth signal.
 
-Every participant publishes its status every 0.1 s.  For each node status, the master's
+Every participant publishes its status every 0.1 s by default.  For each node status, the master's
 offset from the host clock at the same host time is interpolated between the master's two
 neighbouring statuses, so the error is sampled all through the interval, not only just after
 a correction.
@@ -78,9 +78,10 @@ def run_fleet(
     *,
     rounds: int,
     converge_only: bool = False,
-    master_options: Sequence[str] = (),
+    status_interval: str = STATUS_INTERVAL,
 ) -> Run:
-    """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more."""
+    """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more, every
+    participant publishing its status every `status_interval` seconds."""
     master, *nodes = clocks
     with LocalMosquitto() as broker:
         observer = Observer(broker.url, SITE, keep_history=True)
@@ -88,11 +89,12 @@ def run_fleet(
         try:
             if not observer.link.wait_until_ready(10):
                 raise RuntimeError("the observer could not connect")
-            processes += [_start("node", clock, broker.url, ()) for clock in nodes]
+            options = ["--status-interval", status_interval]
+            processes += [_start("node", clock, broker.url, options) for clock in nodes]
             names = {clock.name for clock in nodes}
             if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):
                 raise RuntimeError("the nodes did not come online")
-            master_process = _start("master", master, broker.url, master_options)
+            master_process = _start("master", master, broker.url, options)
             processes.append(master_process)
             return _measure(
                 observer, [c.name for c in nodes], rounds, converge_only, master_process.pid
@@ -105,7 +107,7 @@ def run_fleet(
 def _start(
     role: str, clock: SimulatedClock, broker: BrokerUrl, options: Sequence[str]
 ) -> subprocess.Popen[bytes]:
-    extra = ["--status-interval", STATUS_INTERVAL, "--log-level", "error", *options]
+    extra = ["--log-level", "error", *options]
     return subprocess.Popen(participant_command(role, clock, broker, SITE, extra))
 
 

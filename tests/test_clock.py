@@ -215,3 +215,23 @@ def test_knows_whether_it_stepped_since_a_moment() -> None:
     assert clock.stepped_since(before)
     fake.advance(10)
     assert not clock.stepped_since(fake.mono)
+
+
+def test_truth_signal_keeps_the_narrowest_bracket() -> None:
+    # The wall clock runs exactly with the monotonic one.  In the first bracket the process
+    # is preempted for 5 ms after reading the wall clock; the others take 100 ns.
+    second = NS_PER_S
+    mono_reads = [10 * second, 11 * second, 11 * second + 5_000_000]
+    wall_reads = [10 * second, 11 * second]
+    for at in (12 * second, 13 * second, 14 * second, 15 * second):
+        mono_reads += [at, at + 100]
+        wall_reads += [at + 50]
+    monos, walls = iter(mono_reads), iter(wall_reads)
+    clock = SoftwareClock(
+        offset_s=1.0,
+        monotonic_ns=lambda: next(monos),
+        wall_ns=lambda: next(walls) - 10 * second + START_WALL,
+    )
+    offset, host = clock.host_offset_ns()
+    assert offset == second
+    assert host == START_WALL + 2 * second + 50
