@@ -92,6 +92,10 @@ class _Fields:
             raise MessageError(f"{self._kind}.{key} is out of range")
         return float(value)
 
+    def optional(self, key: str) -> object:
+        """The raw value, None when absent or null; for the caller to check."""
+        return self._data.get(key)
+
     def optional_float(self, key: str) -> float | None:
         return None if self._data.get(key) is None else self.number(key)
 
@@ -162,8 +166,31 @@ class Poll:
 
 
 @dataclass(frozen=True)
+class PreviousSend:
+    """When this node's reply to poll `seq` of the same round really left (interleaved mode).
+
+    A reply's `sent` is read before the reply is encoded and handed to the socket, and on a
+    busy host the process can be preempted in between.  The moment just before the send
+    system call is only known afterwards, so it rides on the next reply, as in NTP's
+    interleaved mode.
+    """
+
+    seq: int
+    sent: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "sent": format_ns(self.sent)}
+
+    @classmethod
+    def from_object(cls, data: object) -> Self:
+        f = _Fields(data, "previous")
+        return cls(f.integer("seq"), f.time("sent"))
+
+
+@dataclass(frozen=True)
 class Reply:
-    """Node to master: t2 (`received`) and t3 (`sent`) on the node's clock."""
+    """Node to master: t2 (`received`) and t3 (`sent`) on the node's clock, and possibly the
+    precise send time of its previous reply in the round."""
 
     node: str
     epoch: int
@@ -171,6 +198,7 @@ class Reply:
     seq: int
     received: int
     sent: int
+    previous: PreviousSend | None = None
 
     def encode(self) -> bytes:
         return self.encode_stamped(
@@ -179,30 +207,38 @@ class Reply:
             round=self.round,
             seq=self.seq,
             received=self.received,
+            previous=self.previous,
             stamp=lambda: self.sent,
         )
 
     @classmethod
     def encode_stamped(
-        cls, *, node: str, epoch: int, round: int, seq: int, received: int, stamp: Callable[[], int]
+        cls,
+        *,
+        node: str,
+        epoch: int,
+        round: int,
+        seq: int,
+        received: int,
+        previous: PreviousSend | None,
+        stamp: Callable[[], int],
     ) -> bytes:
         """The payload of a reply whose `sent` time is read by `stamp` as late as possible."""
-        return _dump_stamped(
-            "reply",
-            {
-                "node": node,
-                "epoch": epoch,
-                "round": round,
-                "seq": seq,
-                "received": format_ns(received),
-            },
-            "sent",
-            stamp,
-        )
+        body: dict[str, Any] = {
+            "node": node,
+            "epoch": epoch,
+            "round": round,
+            "seq": seq,
+            "received": format_ns(received),
+        }
+        if previous is not None:
+            body["previous"] = previous.as_dict()
+        return _dump_stamped("reply", body, "sent", stamp)
 
     @classmethod
     def decode(cls, payload: bytes) -> Self:
         f = _load(payload, "reply")
+        previous = f.optional("previous")
         return cls(
             f.name("node"),
             f.integer("epoch"),
@@ -210,6 +246,7 @@ class Reply:
             f.integer("seq"),
             f.time("received"),
             f.time("sent"),
+            None if previous is None else PreviousSend.from_object(previous),
         )
 
 

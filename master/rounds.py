@@ -7,7 +7,7 @@ then costs nothing.
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from clocksync.measurement import Exchange
 from clocksync.messages import Participant, Reply
@@ -87,6 +87,7 @@ class RoundCollector:
         self.adjusted_at_start = adjusted_at_start
         self._sent: dict[int, int | None] = {}
         self._samples: dict[str, dict[int, Exchange]] = {}
+        self._precise: dict[str, set[int]] = {}
 
     def poll_sent(self, seq: int, t1: int | None) -> None:
         """Record poll `seq`, sent at t1, or None when it did not leave at once (its send
@@ -113,14 +114,24 @@ class RoundCollector:
         answers = self._samples.setdefault(reply.node, {})
         if reply.seq in answers:
             return f"duplicate reply to poll {reply.seq}"
+        previous = reply.previous
+        earlier = None if previous is None else answers.get(previous.seq)
+        if previous is not None and earlier is not None:
+            if not earlier.t3 <= previous.sent <= reply.sent:
+                return f"the send time given for poll {previous.seq} is out of order"
+            answers[previous.seq] = replace(earlier, t3=previous.sent)
+            self._precise.setdefault(reply.node, set()).add(previous.seq)
         answers[reply.seq] = Exchange(t1, reply.received, reply.sent, t4)
         return None
 
     def best_samples(self) -> dict[str, Sample]:
-        """Per node, its lowest-delay exchange of the round."""
+        """Per node, its lowest-delay exchange of the round, among those whose precise send
+        time arrived if any did."""
         best: dict[str, Sample] = {}
         for node, answers in self._samples.items():
-            seq, exchange = min(answers.items(), key=lambda answer: answer[1].delay_s)
+            precise = self._precise.get(node, set())
+            candidates = {seq: answers[seq] for seq in precise} or answers
+            seq, exchange = min(candidates.items(), key=lambda answer: answer[1].delay_s)
             best[node] = Sample(seq, exchange)
         return best
 

@@ -1,6 +1,8 @@
 """A node disciplined by Berkeley rounds: answers polls, applies its corrections.
 
-For each poll it records its clock's total adjustment at the moment it answered; the
+Each reply also carries the precise send time of the node's previous reply in the round
+(interleaved mode, see PreviousSend).  For each poll the node records its clock's total
+adjustment at the moment it answered; the
 correction names the poll the master used, so the node subtracts whatever it slewed since
 then and lands exactly where the master meant.  A correction for a poll this node did not
 answer in the current round (late, or another master's) is dropped, and so is a second
@@ -11,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from clocksync.clock import NS_PER_S
-from clocksync.messages import Correction, MessageError, Poll, Reply
+from clocksync.messages import Correction, MessageError, Poll, PreviousSend, Reply
 from clocksync.participant import Participant
 from clocksync.transport import Inbound
 
@@ -28,6 +30,7 @@ class _Round:
     number: int
     adjusted_at_reply: dict[int, int] = field(default_factory=dict)
     corrected: bool = False
+    previous: PreviousSend | None = None
 
     def is_for(self, master: str, epoch: int, number: int) -> bool:
         return (self.master, self.epoch, self.number) == (master, epoch, number)
@@ -94,9 +97,12 @@ class BerkeleyNode(Participant):
             round=poll.round,
             seq=poll.seq,
             received=received,
+            previous=current.previous,
             stamp=stamp,
         )
-        self.link.publish(self.topics.reply(self.name), payload)
+        sent = self.link.publish(self.topics.reply(self.name), payload)
+        if sent is not None:
+            current.previous = PreviousSend(poll.seq, self.clock.reading_at(sent))
 
     def _correct(self, message: Inbound) -> None:
         try:

@@ -11,6 +11,7 @@ from clocksync.messages import (
     MessageError,
     Participant,
     Poll,
+    PreviousSend,
     Reply,
     RoundSummary,
     Status,
@@ -22,6 +23,7 @@ NOW = 1_795_863_247_311_000_001
 def test_messages_round_trip() -> None:
     poll = Poll("lab", 7, 3, 1)
     reply = Reply("KMC", 7, 3, 1, NOW, NOW + 12_345)
+    interleaved = Reply("KMC", 7, 3, 2, NOW, NOW + 1, PreviousSend(1, NOW + 12_400))
     correction = Correction("lab", "KMC", 7, 3, 1, -0.000123)
     summary = RoundSummary(
         "lab",
@@ -41,6 +43,7 @@ def test_messages_round_trip() -> None:
     will = Status("KMC", "node", "offline", "berkeley")
     assert Poll.decode(poll.encode()) == poll
     assert Reply.decode(reply.encode()) == reply
+    assert Reply.decode(interleaved.encode()) == interleaved
     assert Correction.decode(correction.encode()) == correction
     assert RoundSummary.decode(summary.encode()) == summary
     assert Status.decode(status.encode()) == status
@@ -76,7 +79,9 @@ def test_stamped_reply_reads_the_send_time_after_encoding_the_rest(
         return NOW + 5
 
     monkeypatch.setattr(json, "dumps", dumps)
-    payload = Reply.encode_stamped(node="KMC", epoch=1, round=2, seq=0, received=NOW, stamp=stamp)
+    payload = Reply.encode_stamped(
+        node="KMC", epoch=1, round=2, seq=0, received=NOW, previous=None, stamp=stamp
+    )
     monkeypatch.undo()
     assert order == ["encode", "stamp"]
     assert Reply.decode(payload) == Reply("KMC", 1, 2, 0, NOW, NOW + 5)
@@ -167,3 +172,11 @@ def test_an_integer_too_long_to_parse_is_refused() -> None:
     payload = b'{"v": 1, "type": "round", "round": 1' + b"0" * 5000 + b"}"
     with pytest.raises(MessageError, match="not JSON"):
         RoundSummary.decode(payload)
+
+
+@pytest.mark.parametrize("previous", [[], {"seq": 1}, {"seq": -1, "sent": "x"}, "now"])
+def test_bad_previous_send_is_refused(previous: object) -> None:
+    data = json.loads(Reply("KMC", 7, 3, 1, NOW, NOW).encode())
+    data["previous"] = previous
+    with pytest.raises(MessageError, match="previous"):
+        Reply.decode(json.dumps(data).encode())

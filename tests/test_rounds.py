@@ -1,9 +1,11 @@
 """A Berkeley round without I/O: collecting replies, settling, membership."""
 
+from dataclasses import replace
+
 import pytest
 
 from clocksync.measurement import Exchange
-from clocksync.messages import Reply
+from clocksync.messages import PreviousSend, Reply
 from master.rounds import Membership, RoundCollector, RoundPlan, Sample, settle
 
 MS = 1_000_000
@@ -129,3 +131,37 @@ def test_round_plan_defaults_close_at_half_the_interval_at_most_two_seconds() ->
 def test_round_plan_rejects_nonsense(settings: dict[str, float], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         RoundPlan(**settings)  # type: ignore[arg-type]
+
+
+def test_a_precise_send_time_replaces_the_early_one_and_is_preferred() -> None:
+    collector = collector_with_polls(3)
+    # KMC is 5 ms ahead; poll 0's reply was stamped 2 ms before it really left.
+    assert collector.add_reply(reply("KMC", 0, T0 + 6 * MS, T0 + 6 * MS), T0 + 4 * MS) is None
+    best = collector.best_samples()["KMC"]
+    assert best.exchange.offset_s == pytest.approx(0.004)
+    # Poll 1's reply is quicker but carries no follow-up of its own.
+    quick = reply("KMC", 1, T0 + 15_500_000, T0 + 15_500_000)
+    follow_up = replace(quick, previous=PreviousSend(0, T0 + 8 * MS))
+    assert collector.add_reply(follow_up, T0 + 10_600_000) is None
+    best = collector.best_samples()["KMC"]
+    assert best.seq == 0
+    assert best.exchange.t3 == T0 + 8 * MS
+    assert best.exchange.offset_s == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("sent", [T0 + 5 * MS, T0 + 30 * MS])
+def test_a_follow_up_out_of_order_is_refused(sent: int) -> None:
+    collector = collector_with_polls(2)
+    assert collector.add_reply(reply("KMC", 0, T0 + 6 * MS, T0 + 6 * MS), T0 + 4 * MS) is None
+    late = replace(reply("KMC", 1, T0 + 16 * MS, T0 + 16 * MS), previous=PreviousSend(0, sent))
+    refusal = collector.add_reply(late, T0 + 14 * MS)
+    assert refusal is not None
+    assert "out of order" in refusal
+    assert collector.best_samples()["KMC"].exchange.t3 == T0 + 6 * MS
+
+
+def test_a_follow_up_for_a_reply_never_heard_is_ignored() -> None:
+    collector = collector_with_polls(2)
+    orphan = replace(reply("KMC", 1, T0 + 16 * MS, T0 + 16 * MS), previous=PreviousSend(0, T0))
+    assert collector.add_reply(orphan, T0 + 14 * MS) is None
+    assert collector.best_samples()["KMC"].seq == 1
