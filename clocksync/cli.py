@@ -139,13 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="polls per round; each node's lowest-delay answer counts (default: %(default)s)",
     )
     master.add_argument(
-        "--sample-spacing",
-        type=positive,
-        default=RoundPlan.spacing_s,
-        metavar="SECONDS",
-        help="seconds between the polls of a round (default: %(default)g)",
-    )
-    master.add_argument(
         "--reply-timeout",
         type=positive,
         metavar="SECONDS",
@@ -228,7 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan = RoundPlan(
                 interval_s=args.interval,
                 samples=args.samples,
-                spacing_s=args.sample_spacing,
                 reply_timeout_s=args.reply_timeout,
                 min_window_s=args.min_window,
             )

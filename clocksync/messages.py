@@ -142,13 +142,14 @@ class _Fields:
 
 @dataclass(frozen=True)
 class Poll:
-    """Master to every node: "send me your clock".
+    """Master to one node: "send me your clock".
 
-    It carries no send time: the master keeps t1 itself and stamps it after encoding, as
-    close to the socket as it can.
+    It carries no send time: the master keeps t1 itself, read just before the send system
+    call, after the payload is made.
     """
 
     master: str
+    node: str
     epoch: int
     round: int
     seq: int
@@ -156,13 +157,25 @@ class Poll:
     def encode(self) -> bytes:
         return _dump(
             "poll",
-            {"master": self.master, "epoch": self.epoch, "round": self.round, "seq": self.seq},
+            {
+                "master": self.master,
+                "node": self.node,
+                "epoch": self.epoch,
+                "round": self.round,
+                "seq": self.seq,
+            },
         )
 
     @classmethod
     def decode(cls, payload: bytes) -> Self:
         f = _load(payload, "poll")
-        return cls(f.name("master"), f.integer("epoch"), f.integer("round"), f.integer("seq"))
+        return cls(
+            f.name("master"),
+            f.name("node"),
+            f.integer("epoch"),
+            f.integer("round"),
+            f.integer("seq"),
+        )
 
 
 @dataclass(frozen=True)

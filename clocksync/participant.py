@@ -63,7 +63,7 @@ class Participant(ABC):
             client_id=f"clocksync-{site}-{name}",
             subscriptions=self.subscriptions(),
             on_message=self.handle,
-            on_connected=self._connected,
+            on_connected=self.connected,
             will=self._status_message("offline", measured=False),
         )
 
@@ -111,7 +111,8 @@ class Participant(ABC):
         self.link.publish(message.topic, message.payload, retain=True, qos=message.qos)
         self._status_due = self.clock.monotonic_ns() + self._status_interval_ns
 
-    def _connected(self) -> None:
+    def connected(self) -> None:
+        """Called on every (re)connect: say at once that this participant is online."""
         self._status_due = 0
 
     def _status_message(self, state: State, *, measured: bool) -> Outbound:

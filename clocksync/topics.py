@@ -1,7 +1,7 @@
 """The topic tree.  Every topic clocksync uses is built here, so the README has one source.
 
     clocksync/<site>/nodes/<name>/status           retained status of every participant
-    clocksync/<site>/berkeley/poll                 master -> all nodes
+    clocksync/<site>/berkeley/poll/<name>          master -> one node
     clocksync/<site>/berkeley/reply/<name>         node -> master
     clocksync/<site>/berkeley/correction/<name>    master -> one node
     clocksync/<site>/berkeley/round                retained summary of the latest round
@@ -52,9 +52,8 @@ class Topics:
     def all_status(self) -> str:
         return f"{self.prefix}/nodes/+/status"
 
-    @property
-    def poll(self) -> str:
-        return f"{self.prefix}/berkeley/poll"
+    def poll(self, name: str) -> str:
+        return f"{self.prefix}/berkeley/poll/{name}"
 
     def reply(self, name: str) -> str:
         return f"{self.prefix}/berkeley/reply/{name}"

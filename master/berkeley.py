@@ -1,7 +1,10 @@
 """The Berkeley master role: runs a round every interval through the broker.
 
-A round: send `samples` polls a few milliseconds apart on the poll topic; collect replies
-until the reply timeout; per node keep the lowest-delay exchange; average with the master's
+The nodes to poll are the Berkeley nodes whose retained status says online: a node joins
+by coming online and leaves when its status (or its Last Will) says offline.
+A round: send each node `samples` polls on its own poll topic, paced evenly through the
+round (see master.rounds for why not one broadcast poll); collect replies until the reply
+timeout; per node keep the lowest-delay exchange; average with the master's
 own clock (fault-tolerant, see clocksync.selection); send every node that answered its own
 correction; apply the master's own; publish the round summary.
 """
@@ -10,10 +13,10 @@ import logging
 import time
 
 from clocksync.clock import NS_PER_S, SoftwareClock
-from clocksync.messages import Correction, MessageError, Poll, Reply, RoundSummary
+from clocksync.messages import Correction, MessageError, Poll, Reply, RoundSummary, Status
 from clocksync.participant import Participant
 from clocksync.transport import BrokerUrl, Inbound
-from master.rounds import Membership, RoundCollector, RoundPlan, settle
+from master.rounds import RoundCollector, RoundPlan, settle
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +47,20 @@ class BerkeleyMaster(Participant):
         self.plan = plan
         self.epoch = time.time_ns() // 1_000_000
         self._interval_ns = round(plan.interval_s * NS_PER_S)
-        self._spacing_ns = round(plan.spacing_s * NS_PER_S)
         self._timeout_ns = round(plan.timeout_s * NS_PER_S)
-        self._membership = Membership()
+        self._nodes: set[str] = set()
         self._round: RoundCollector | None = None
         self._next_round = 0
         self._last_number = 0
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.all_replies]
+        return [self.topics.all_replies, self.topics.all_status]
+
+    def connected(self) -> None:
+        """Wait an interval before the next round, so that the nodes' retained statuses
+        (the list of nodes to poll) have arrived."""
+        super().connected()
+        self._next_round = max(self._next_round, self.clock.monotonic_ns() + self._interval_ns)
 
     def tick(self, mono: int) -> int:
         collector = self._round
@@ -61,8 +69,9 @@ class BerkeleyMaster(Participant):
                 self._start_round(mono)
                 return self.tick(mono)
             return self._next_round
-        if collector.polls_sent < self.plan.samples:
-            next_poll = collector.started_mono + collector.polls_sent * self._spacing_ns
+        if collector.polls_sent < len(collector.nodes) * self.plan.samples:
+            pace_ns = round(self.plan.poll_pace_s(len(collector.nodes)) * NS_PER_S)
+            next_poll = collector.started_mono + collector.polls_sent * pace_ns
             if mono >= next_poll:
                 self._send_poll(collector)
                 return self.tick(mono)
@@ -74,6 +83,31 @@ class BerkeleyMaster(Participant):
         return close_at
 
     def handle(self, message: Inbound) -> None:
+        if message.topic.endswith("/status"):
+            self._track(message)
+        else:
+            self._collect(message)
+
+    def _track(self, message: Inbound) -> None:
+        """Keep the set of nodes to poll: Berkeley nodes whose status says online."""
+        name = self.topics.name_in(message.topic)
+        try:
+            status = Status.decode(message.payload)
+        except MessageError as error:
+            log.warning("dropped a bad status on %s: %s", message.topic, error)
+            return
+        if status.name != name:
+            log.warning("dropped a status for %r on %s's topic", status.name, name)
+            return
+        serving = status.role == "node" and status.sync == self.sync and status.state == "online"
+        if serving and name not in self._nodes:
+            log.info("polling %s from the next round", name)
+            self._nodes.add(name)
+        elif not serving and name in self._nodes:
+            log.info("no longer polling %s: %s", name, status.state)
+            self._nodes.discard(name)
+
+    def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
         node = self.topics.name_in(message.topic)
         try:
@@ -94,6 +128,7 @@ class BerkeleyMaster(Participant):
             self.name,
             self.epoch,
             self._last_number,
+            self._nodes,
             started_mono=mono,
             adjusted_at_start=self.clock.adjusted_ns(mono),
         )
@@ -103,10 +138,10 @@ class BerkeleyMaster(Participant):
             self._next_round += self._interval_ns
 
     def _send_poll(self, collector: RoundCollector) -> None:
-        seq = collector.polls_sent
-        payload = Poll(self.name, self.epoch, collector.number, seq).encode()
-        sent = self.link.publish(self.topics.poll, payload)
-        collector.poll_sent(seq, None if sent is None else self.clock.reading_at(sent))
+        node, seq = collector.next_poll()
+        payload = Poll(self.name, node, self.epoch, collector.number, seq).encode()
+        sent = self.link.publish(self.topics.poll(node), payload)
+        collector.poll_sent(node, seq, None if sent is None else self.clock.reading_at(sent))
 
     def _finish_round(self, collector: RoundCollector) -> None:
         self._round = None
@@ -119,7 +154,7 @@ class BerkeleyMaster(Participant):
             self.link.publish(self.topics.correction(node), correction.encode())
         if samples:
             self.apply_correction(outcome.corrections[self.name], collector.adjusted_at_start)
-        missing = self._membership.update(collector.number, samples)
+        missing = collector.missing()
         summary = RoundSummary(
             master=self.name,
             epoch=self.epoch,

@@ -1,8 +1,10 @@
 """One Berkeley round, without I/O: the polls sent, the replies drawn, the outcome.
 
-The master sends several polls per round and keeps, per node, the exchange with the lowest
-delay (as timed kept the minimum one-way deltas): a reply held up on a busy broker or host
-then costs nothing.
+The master polls every node several times a round and keeps, per node, the exchange with
+the lowest delay (as timed kept the minimum one-way deltas): a reply held up on a busy broker
+or host then costs nothing.  Each poll goes to one node on its own topic, with its own send
+time: a poll broadcast to all would reach them one after another as the broker fans it out,
+and each node's place in that order would bias its offset by half its wait.
 """
 
 import math
@@ -19,21 +21,22 @@ from clocksync.selection import (
     spread,
 )
 
-FORGET_AFTER_ROUNDS = 3
 MAX_REPLY_TIMEOUT_S = 2.0
+SEND_SHARE = 0.8
 
 
 @dataclass(frozen=True)
 class RoundPlan:
     """When a round polls and closes, and how it averages.
 
-    A round starts every `interval_s`; it sends `samples` polls `spacing_s` apart and closes
-    `reply_timeout_s` after it started (default: half the interval, at most 2 s).
+    A round starts every `interval_s` and closes `reply_timeout_s` after it started (default:
+    half the interval, at most 2 s).  It polls every node `samples` times, the polls spread
+    evenly over the first SEND_SHARE of the timeout, so that no exchange queues in the
+    broker behind the polls to other nodes.
     """
 
     interval_s: float = 1.0
     samples: int = 8
-    spacing_s: float = 0.01
     reply_timeout_s: float | None = None
     min_window_s: float = DEFAULT_MIN_WINDOW_S
 
@@ -44,8 +47,6 @@ class RoundPlan:
             raise ValueError("samples must be at least 1")
         if not 0 < self.timeout_s <= self.interval_s:
             raise ValueError("the reply timeout must be positive and at most the interval")
-        if self.spacing_s < 0 or self.spacing_s * (self.samples - 1) >= self.timeout_s:
-            raise ValueError("all polls must go out before the reply timeout")
         if not self.min_window_s > 0:
             raise ValueError("the minimum window must be positive")
 
@@ -54,6 +55,10 @@ class RoundPlan:
         if self.reply_timeout_s is not None:
             return self.reply_timeout_s
         return min(self.interval_s / 2, MAX_REPLY_TIMEOUT_S)
+
+    def poll_pace_s(self, nodes: int) -> float:
+        """Seconds between consecutive polls of a round polling `nodes` nodes."""
+        return SEND_SHARE * self.timeout_s / max(1, nodes * self.samples)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class Sample:
 
 
 class RoundCollector:
-    """The polls of one round and the replies they drew.
+    """The polls of one round, to the nodes known when it began, and the replies they drew.
 
     `started_mono` is when the round began; `adjusted_at_start` the master clock's total
     adjustment then, the reference for the master's own correction.
@@ -76,6 +81,7 @@ class RoundCollector:
         master: str,
         epoch: int,
         number: int,
+        nodes: Iterable[str],
         *,
         started_mono: int = 0,
         adjusted_at_start: int = 0,
@@ -83,32 +89,37 @@ class RoundCollector:
         self.master = master
         self.epoch = epoch
         self.number = number
+        self.nodes = tuple(sorted(nodes))
         self.started_mono = started_mono
         self.adjusted_at_start = adjusted_at_start
-        self._sent: dict[int, int | None] = {}
+        self._sent: dict[tuple[str, int], int | None] = {}
         self._samples: dict[str, dict[int, Exchange]] = {}
         self._precise: dict[str, set[int]] = {}
-
-    def poll_sent(self, seq: int, t1: int | None) -> None:
-        """Record poll `seq`, sent at t1, or None when it did not leave at once (its send
-        time is then unknown and its replies cannot be used)."""
-        self._sent[seq] = t1
 
     @property
     def polls_sent(self) -> int:
         return len(self._sent)
 
+    def next_poll(self) -> tuple[str, int]:
+        """The node and sequence number of the next poll: every node's first sample, then
+        every node's second, so that each node's samples spread over the whole round."""
+        count = self.polls_sent
+        return self.nodes[count % len(self.nodes)], count // len(self.nodes)
+
+    def poll_sent(self, node: str, seq: int, t1: int | None) -> None:
+        """Record poll `seq` to `node`, sent at t1, or None when it did not leave at once
+        (its send time is then unknown and its reply cannot be used)."""
+        self._sent[node, seq] = t1
+
     def add_reply(self, reply: Reply, t4: int) -> str | None:
         """Keep the reply's exchange; return why it was refused, or None when kept."""
         if (reply.epoch, reply.round) != (self.epoch, self.number):
             return f"late or foreign reply (epoch {reply.epoch}, round {reply.round})"
-        if reply.seq not in self._sent:
-            return f"reply to poll {reply.seq}, which was not sent"
-        t1 = self._sent[reply.seq]
+        if (reply.node, reply.seq) not in self._sent:
+            return f"reply to poll {reply.seq}, which was not sent to {reply.node}"
+        t1 = self._sent[reply.node, reply.seq]
         if t1 is None:
             return f"reply to poll {reply.seq}, whose send time is unknown"
-        if reply.node == self.master:
-            return "reply in the master's own name"
         if reply.sent < reply.received:
             return "reply sent before the poll was received"
         answers = self._samples.setdefault(reply.node, {})
@@ -134,6 +145,10 @@ class RoundCollector:
             seq, exchange = min(candidates.items(), key=lambda answer: answer[1].delay_s)
             best[node] = Sample(seq, exchange)
         return best
+
+    def missing(self) -> tuple[str, ...]:
+        """The nodes polled that never answered."""
+        return tuple(node for node in self.nodes if node not in self._samples)
 
 
 @dataclass(frozen=True)
@@ -171,23 +186,3 @@ def settle(
         for node in sorted(samples)
     ]
     return Outcome(selection, correction, spread(offsets), tuple(rows))
-
-
-class Membership:
-    """The nodes known to the master: a node silent this round is reported missing, and
-    forgotten after FORGET_AFTER_ROUNDS silent rounds (timed dropped a host after 3 polls)."""
-
-    def __init__(self, forget_after: int = FORGET_AFTER_ROUNDS) -> None:
-        self._forget_after = forget_after
-        self._last_seen: dict[str, int] = {}
-
-    def update(self, number: int, answered: Iterable[str]) -> tuple[str, ...]:
-        """Record round `number`'s answers; return the known nodes that stayed silent."""
-        for node in answered:
-            self._last_seen[node] = number
-        self._last_seen = {
-            node: seen
-            for node, seen in self._last_seen.items()
-            if number - seen <= self._forget_after
-        }
-        return tuple(sorted(n for n, seen in self._last_seen.items() if seen != number))

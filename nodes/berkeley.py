@@ -48,14 +48,14 @@ class BerkeleyNode(Participant):
     _current: _Round | None = None
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.poll, self.topics.correction(self.name)]
+        return [self.topics.poll(self.name), self.topics.correction(self.name)]
 
     def tick(self, mono: int) -> int:
         """Nodes only react to messages; the status heartbeat is the loop's."""
         return mono + NS_PER_S
 
     def handle(self, message: Inbound) -> None:
-        if message.topic == self.topics.poll:
+        if message.topic == self.topics.poll(self.name):
             self._answer(message)
         else:
             self._correct(message)
@@ -66,6 +66,9 @@ class BerkeleyNode(Participant):
             poll = Poll.decode(message.payload)
         except MessageError as error:
             log.warning("dropped a bad poll: %s", error)
+            return
+        if poll.node != self.name:
+            log.warning("dropped a poll for %r on this node's topic", poll.node)
             return
         if self.clock.stepped_since(message.received_mono):
             log.info(

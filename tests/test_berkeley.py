@@ -111,11 +111,34 @@ def test_a_node_killed_mid_run_does_not_stop_the_rounds(fleet: Fleet, observer: 
     later = wait_rounds(observer, killed_at + 3)
     names = {row.name for row in later.participants}
     assert names == {"lab", "KMC", "TAPMI", "SOLS"}
-    assert "MIT" in later.missing
+    assert later.missing == (), "a node known to be offline is not polled"
     settle_statuses(observer)
     distances = true_distances(observer)
     assert set(distances) == {"KMC", "TAPMI", "SOLS"}
     assert max(distances.values()) <= 0.001, distances
+
+
+def test_a_frozen_node_is_reported_missing_and_rejoins(fleet: Fleet, observer: Observer) -> None:
+    for line in LINES[:3]:
+        fleet.start("node", line, random.uniform(-1, 1))
+    wait_online(observer, list(LINES[:3]))
+    fleet.master()
+    wait_rounds(observer, 3)
+    frozen = fleet.processes["MIT"]
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        stopped_at = len(observer.rounds)
+        later = wait_rounds(observer, stopped_at + 3)
+        assert later.missing == ("MIT",)
+        assert {row.name for row in later.participants} == {"lab", "KMC", "TAPMI"}
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    resumed_at = len(observer.rounds)
+    latest = wait_rounds(observer, resumed_at + 3)
+    assert latest.missing == ()
+    assert "MIT" in {row.name for row in latest.participants}
+    settle_statuses(observer)
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
 
 
 def test_a_node_that_joins_later_is_picked_up(fleet: Fleet, observer: Observer) -> None:
@@ -162,8 +185,9 @@ def test_hostile_messages_are_dropped_and_move_no_clock(
             topics.correction("KMC"),
             json.dumps({"v": 1, "type": "correction", "correction_s": "5"}).encode(),
         ),
-        (topics.poll, b"\x00\xff" * 3000),
-        (topics.poll, Poll("../..", 1, 1, 1).encode()[:-3]),
+        (topics.poll("KMC"), b"\x00\xff" * 3000),
+        (topics.poll("KMC"), Poll("../..", "KMC", 1, 1, 1).encode()[:-3]),
+        (topics.poll("KMC"), Poll("lab", "MIT", 1, 1, 1).encode()),
         (topics.reply("KMC"), Reply("MIT", last.epoch, last.round + 1, 0, 0, 0).encode()),
         (topics.reply("ghost"), Reply("ghost", 1, 1, 0, 0, 0).encode()),
         (topics.reply("KMC"), b"[]"),

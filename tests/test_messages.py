@@ -21,7 +21,7 @@ NOW = 1_795_863_247_311_000_001
 
 
 def test_messages_round_trip() -> None:
-    poll = Poll("lab", 7, 3, 1)
+    poll = Poll("lab", "KMC", 7, 3, 1)
     reply = Reply("KMC", 7, 3, 1, NOW, NOW + 12_345)
     interleaved = Reply("KMC", 7, 3, 2, NOW, NOW + 1, PreviousSend(1, NOW + 12_400))
     correction = Correction("lab", "KMC", 7, 3, 1, -0.000123)
@@ -88,9 +88,9 @@ def test_stamped_reply_reads_the_send_time_after_encoding_the_rest(
 
 
 def test_unknown_fields_are_ignored_for_later_versions() -> None:
-    data = json.loads(Poll("lab", 7, 3, 1).encode())
+    data = json.loads(Poll("lab", "KMC", 7, 3, 1).encode())
     data["sig"] = "reserved"
-    assert Poll.decode(json.dumps(data).encode()) == Poll("lab", 7, 3, 1)
+    assert Poll.decode(json.dumps(data).encode()) == Poll("lab", "KMC", 7, 3, 1)
 
 
 def _correction(**changes: object) -> bytes:
@@ -134,7 +134,7 @@ def test_bad_corrections_are_refused(payload: bytes) -> None:
 
 
 def test_nan_constants_are_refused_even_when_the_field_is_not_read() -> None:
-    payload = json.loads(Poll("lab", 7, 3, 1).encode())
+    payload = json.loads(Poll("lab", "KMC", 7, 3, 1).encode())
     text = json.dumps(payload)[:-1] + ', "extra": NaN}'
     with pytest.raises(MessageError, match="not a number"):
         Poll.decode(text.encode())

@@ -35,7 +35,7 @@ json_values = st.recursive(
 
 NOW = 1_795_863_247_311_000_001
 VALID = {
-    "poll": Poll("lab", 7, 3, 1).encode(),
+    "poll": Poll("lab", "KMC", 7, 3, 1).encode(),
     "reply": Reply("KMC", 7, 3, 1, NOW, NOW + 1, PreviousSend(0, NOW - 5)).encode(),
     "correction": Correction("lab", "KMC", 7, 3, 1, 0.001).encode(),
     "round": RoundSummary(

@@ -6,7 +6,7 @@ import pytest
 
 from clocksync.measurement import Exchange
 from clocksync.messages import PreviousSend, Reply
-from master.rounds import Membership, RoundCollector, RoundPlan, Sample, settle
+from master.rounds import RoundCollector, RoundPlan, Sample, settle
 
 MS = 1_000_000
 T0 = 1_800_000_000 * 10**9
@@ -18,10 +18,11 @@ def reply(
     return Reply(node, epoch, number, seq, received, sent)
 
 
-def collector_with_polls(count: int) -> RoundCollector:
-    collector = RoundCollector("lab", 9, 4)
-    for seq in range(count):
-        collector.poll_sent(seq, T0 + seq * 10 * MS)
+def collector_with_polls(count: int, nodes: tuple[str, ...] = ("KMC",)) -> RoundCollector:
+    collector = RoundCollector("lab", 9, 4, nodes)
+    for _ in range(count * len(nodes)):
+        node, seq = collector.next_poll()
+        collector.poll_sent(node, seq, T0 + seq * 10 * MS)
     return collector
 
 
@@ -45,7 +46,7 @@ def test_keeps_each_nodes_lowest_delay_exchange() -> None:
         (reply("KMC", 0, T0, T0, number=3), "late or foreign"),
         (reply("KMC", 0, T0, T0, epoch=8), "late or foreign"),
         (reply("KMC", 5, T0, T0), "not sent"),
-        (reply("lab", 0, T0, T0), "master's own name"),
+        (reply("lab", 0, T0, T0), "not sent to lab"),
         (reply("KMC", 0, T0 + 5, T0), "before"),
     ],
 )
@@ -92,19 +93,22 @@ def test_settle_excludes_a_node_an_hour_off() -> None:
     assert outcome.corrections["SOLS"] == pytest.approx(-3600.0, abs=0.01)
 
 
-def test_membership_reports_silent_nodes_then_forgets_them() -> None:
-    members = Membership(forget_after=3)
-    assert members.update(1, ["KMC", "MIT"]) == ()
-    assert members.update(2, ["KMC"]) == ("MIT",)
-    assert members.update(3, ["KMC"]) == ("MIT",)
-    assert members.update(4, ["KMC"]) == ("MIT",)
-    assert members.update(5, ["KMC"]) == ()
-    assert members.update(6, ["KMC", "MIT"]) == ()
+def test_nodes_polled_but_silent_are_missing() -> None:
+    collector = collector_with_polls(2, ("KMC", "MIT", "SOLS"))
+    assert collector.add_reply(reply("MIT", 1, T0 + 11 * MS, T0 + 11 * MS), T0 + 12 * MS) is None
+    assert collector.missing() == ("KMC", "SOLS")
+
+
+def test_refuses_a_reply_to_a_poll_sent_to_another_node() -> None:
+    collector = collector_with_polls(1, ("KMC", "MIT"))
+    refusal = collector.add_reply(reply("TAPMI", 0, T0, T0), T0 + MS)
+    assert refusal is not None
+    assert "not sent to TAPMI" in refusal
 
 
 def test_refuses_replies_to_a_poll_whose_send_time_is_unknown() -> None:
-    collector = RoundCollector("lab", 9, 4)
-    collector.poll_sent(0, None)
+    collector = RoundCollector("lab", 9, 4, ["KMC"])
+    collector.poll_sent(*collector.next_poll(), None)
     assert collector.polls_sent == 1
     refusal = collector.add_reply(reply("KMC", 0, T0, T0), T0 + MS)
     assert refusal is not None
@@ -124,7 +128,6 @@ def test_round_plan_defaults_close_at_half_the_interval_at_most_two_seconds() ->
         ({"interval_s": float("nan")}, "interval"),
         ({"samples": 0}, "at least 1"),
         ({"reply_timeout_s": 2.0}, "at most the interval"),
-        ({"samples": 60, "spacing_s": 0.01}, "before the reply timeout"),
         ({"min_window_s": 0}, "window"),
     ],
 )
@@ -165,3 +168,25 @@ def test_a_follow_up_for_a_reply_never_heard_is_ignored() -> None:
     orphan = replace(reply("KMC", 1, T0 + 16 * MS, T0 + 16 * MS), previous=PreviousSend(0, T0))
     assert collector.add_reply(orphan, T0 + 14 * MS) is None
     assert collector.best_samples()["KMC"].seq == 1
+
+
+def test_polls_go_to_every_node_before_any_node_gets_its_next_sample() -> None:
+    collector = RoundCollector("lab", 9, 4, ["SOLS", "KMC", "MIT"])
+    order = []
+    for _ in range(6):
+        node, seq = collector.next_poll()
+        collector.poll_sent(node, seq, T0)
+        order.append((node, seq))
+    assert order == [
+        ("KMC", 0),
+        ("MIT", 0),
+        ("SOLS", 0),
+        ("KMC", 1),
+        ("MIT", 1),
+        ("SOLS", 1),
+    ]
+
+
+def test_polls_are_paced_over_most_of_the_reply_timeout() -> None:
+    plan = RoundPlan(interval_s=1.0, samples=8)
+    assert plan.poll_pace_s(4) == pytest.approx(0.8 * 0.5 / 32)

@@ -10,7 +10,7 @@ def test_topic_tree() -> None:
     topics = Topics("manipal-foodie")
     assert topics.status("KMC") == "clocksync/manipal-foodie/nodes/KMC/status"
     assert topics.all_status == "clocksync/manipal-foodie/nodes/+/status"
-    assert topics.poll == "clocksync/manipal-foodie/berkeley/poll"
+    assert topics.poll("KMC") == "clocksync/manipal-foodie/berkeley/poll/KMC"
     assert topics.reply("MIT") == "clocksync/manipal-foodie/berkeley/reply/MIT"
     assert topics.correction("SOLS") == "clocksync/manipal-foodie/berkeley/correction/SOLS"
     assert topics.round == "clocksync/manipal-foodie/berkeley/round"
