@@ -11,13 +11,16 @@ import signal
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from types import FrameType
+from typing import TypeVar
 
 from clocksync.clock import NS_PER_S, Applied, SoftwareClock
-from clocksync.messages import Role, State, Status
+from clocksync.messages import Status
 from clocksync.topics import Topics, check_name
 from clocksync.transport import BrokerUrl, Inbound, MqttLink, Outbound
+from clocksync.wire import Message, MessageError, Role, State
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 
 MAX_WAIT_S = 0.1
 
@@ -95,6 +98,20 @@ class Participant(ABC):
         self.link.close([self._status_message("offline", measured=True)])
         log.info("%s %s stopped", self.role, self.name)
         return 0
+
+    def receive(self, message: Inbound, kind: type[M]) -> M | None:
+        """`message` decoded as a `kind`, or None, the reason logged: a bad payload, or one
+        that speaks for another participant than its topic names."""
+        try:
+            decoded = kind.decode(message.payload)
+        except MessageError as error:
+            log.warning("dropped a bad %s on %s: %s", kind.kind, message.topic, error)
+            return None
+        subject = None if kind.subject is None else getattr(decoded, kind.subject)
+        if subject is not None and subject != self.topics.name_in(message.topic):
+            log.warning("dropped a %s for %r on %s", kind.kind, subject, message.topic)
+            return None
+        return decoded
 
     def apply_correction(self, correction_s: float, adjusted_then: int) -> None:
         """Apply a correction computed from a measurement taken when the clock's total

@@ -13,7 +13,7 @@ import logging
 import time
 
 from clocksync.clock import NS_PER_S, SoftwareClock
-from clocksync.messages import Correction, MessageError, Poll, Reply, RoundSummary, Status
+from clocksync.messages import Correction, Poll, Reply, RoundSummary, Status
 from clocksync.participant import Participant
 from clocksync.transport import BrokerUrl, Inbound
 from master.rounds import RoundCollector, RoundPlan, settle
@@ -90,15 +90,10 @@ class BerkeleyMaster(Participant):
 
     def _track(self, message: Inbound) -> None:
         """Keep the set of nodes to poll: Berkeley nodes whose status says online."""
-        name = self.topics.name_in(message.topic)
-        try:
-            status = Status.decode(message.payload)
-        except MessageError as error:
-            log.warning("dropped a bad status on %s: %s", message.topic, error)
+        status = self.receive(message, Status)
+        if status is None:
             return
-        if status.name != name:
-            log.warning("dropped a status for %r on %s's topic", status.name, name)
-            return
+        name = status.name
         serving = status.role == "node" and status.sync == self.sync and status.state == "online"
         if serving and name not in self._nodes:
             log.info("polling %s from the next round", name)
@@ -109,18 +104,12 @@ class BerkeleyMaster(Participant):
 
     def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
-        node = self.topics.name_in(message.topic)
-        try:
-            reply = Reply.decode(message.payload)
-        except MessageError as error:
-            log.warning("dropped a bad reply on %s: %s", message.topic, error)
-            return
-        if reply.node != node:
-            log.warning("dropped a reply from %r on %s's topic", reply.node, node)
+        reply = self.receive(message, Reply)
+        if reply is None:
             return
         refusal = "no round is open" if self._round is None else self._round.add_reply(reply, t4)
         if refusal is not None:
-            log.warning("dropped a reply from %s: %s", node, refusal)
+            log.warning("dropped a reply from %s: %s", reply.node, refusal)
 
     def _start_round(self, mono: int) -> None:
         self._last_number += 1

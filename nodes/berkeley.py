@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from clocksync.clock import NS_PER_S
-from clocksync.messages import Correction, MessageError, Poll, PreviousSend, Reply
+from clocksync.messages import Correction, Poll, PreviousSend, Reply
 from clocksync.participant import Participant
 from clocksync.transport import Inbound
 
@@ -62,13 +62,8 @@ class BerkeleyNode(Participant):
 
     def _answer(self, message: Inbound) -> None:
         received = self.clock.reading_at(message.received_mono)
-        try:
-            poll = Poll.decode(message.payload)
-        except MessageError as error:
-            log.warning("dropped a bad poll: %s", error)
-            return
-        if poll.node != self.name:
-            log.warning("dropped a poll for %r on this node's topic", poll.node)
+        poll = self.receive(message, Poll)
+        if poll is None:
             return
         if self.clock.stepped_since(message.received_mono):
             log.info(
@@ -108,16 +103,13 @@ class BerkeleyNode(Participant):
             current.previous = PreviousSend(poll.seq, self.clock.reading_at(sent))
 
     def _correct(self, message: Inbound) -> None:
-        try:
-            correction = Correction.decode(message.payload)
-        except MessageError as error:
-            log.warning("dropped a bad correction: %s", error)
+        correction = self.receive(message, Correction)
+        if correction is None:
             return
         current = self._current
         awaited = (
             current is not None
             and not current.corrected
-            and correction.node == self.name
             and current.is_for(correction.master, correction.epoch, correction.round)
             and correction.seq in current.adjusted_at_reply
         )

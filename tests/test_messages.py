@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from clocksync.messages import (
-    MAX_PAYLOAD,
     Correction,
     MessageError,
     Participant,
@@ -16,6 +15,7 @@ from clocksync.messages import (
     RoundSummary,
     Status,
 )
+from clocksync.wire import MAX_PAYLOAD
 
 NOW = 1_795_863_247_311_000_001
 
@@ -60,6 +60,7 @@ def test_payloads_are_readable_json_with_rfc3339_times() -> None:
         "round": 3,
         "seq": 1,
         "received": "2026-11-28T10:54:07.311000001Z",
+        "previous": None,
         "sent": "2026-11-28T10:54:07.311000001Z",
     }
 

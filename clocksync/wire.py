@@ -1,0 +1,202 @@
+"""The JSON wire format, checked field by field on the way in.
+
+A message is a frozen dataclass whose fields are annotated with their wire type (`Name`,
+`Count`, `Seconds`, `Time`...): one declaration gives both the encoder and a decoder that
+refuses anything off (not JSON, NaN, a wrong type, an integer where a number is allowed but
+too large, a bad name, too long) with MessageError, which callers log and drop.  Every
+message carries `v` (the protocol version) and `type`; fields a reader does not know are
+ignored, so later versions can add some.
+"""
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Self, get_type_hints
+
+from clocksync.timefmt import format_ns, parse_ns
+from clocksync.topics import valid_name
+
+VERSION = 1
+MAX_PAYLOAD = 4096
+MAX_MAGNITUDE_S = 1e9
+MAX_TEXT = 64
+
+
+class MessageError(ValueError):
+    """A payload that is not a valid clocksync message."""
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one field goes to JSON and back; `read` raises MessageError for bad input."""
+
+    read: Callable[[object, str], Any]
+    write: Callable[[Any], object] = lambda value: value
+
+
+def _name(value: object, where: str) -> str:
+    if not isinstance(value, str) or not valid_name(value):
+        raise MessageError(f"{where} is not a valid name")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise MessageError(f"{where} must be a short string")
+    return value
+
+
+def _count(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise MessageError(f"{where} must be a non-negative integer")
+    return value
+
+
+def _seconds(value: object, where: str) -> float:
+    if type(value) is not int and not (type(value) is float and math.isfinite(value)):
+        raise MessageError(f"{where} must be a finite number")
+    if abs(value) > MAX_MAGNITUDE_S:  # compared before float(): an int may not fit one
+        raise MessageError(f"{where} is out of range")
+    return float(value)
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise MessageError(f"{where} must be true or false")
+    return value
+
+
+def _time(value: object, where: str) -> int:
+    try:
+        return parse_ns(_text(value, where))
+    except ValueError as error:
+        raise MessageError(f"{where}: {error}") from None
+
+
+def optional(codec: Codec) -> Codec:
+    """The same field, or null."""
+    return Codec(
+        lambda value, where: None if value is None else codec.read(value, where),
+        lambda value: None if value is None else codec.write(value),
+    )
+
+
+def choice(*options: str) -> Codec:
+    def read(value: object, where: str) -> str:
+        if value not in options:
+            raise MessageError(f"{where} must be one of {', '.join(options)}")
+        return str(value)
+
+    return Codec(read)
+
+
+def listing(codec: Codec) -> Codec:
+    """A JSON list of the same field, held as a tuple."""
+
+    def read(value: object, where: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise MessageError(f"{where} must be a list")
+        return tuple(codec.read(item, f"{where}[{index}]") for index, item in enumerate(value))
+
+    return Codec(read, lambda values: [codec.write(value) for value in values])
+
+
+NAME = Codec(_name)
+Name = Annotated[str, NAME]
+Text = Annotated[str, Codec(_text)]
+Count = Annotated[int, Codec(_count)]
+SECONDS = Codec(_seconds)
+Seconds = Annotated[float, SECONDS]
+MaybeSeconds = Annotated[float | None, optional(SECONDS)]
+Flag = Annotated[bool, Codec(_flag)]
+TIME = Codec(_time, format_ns)
+Time = Annotated[int, TIME]
+MaybeTime = Annotated[int | None, optional(TIME)]
+Role = Annotated[Literal["master", "node"], choice("master", "node")]
+State = Annotated[Literal["online", "offline"], choice("online", "offline")]
+
+
+class WireObject:
+    """A dataclass that reads and writes itself as a JSON object, field by annotated field."""
+
+    @classmethod
+    @cache
+    def codecs(cls) -> dict[str, Codec]:
+        hints = get_type_hints(cls, include_extras=True)
+        found = {}
+        for field in fields(cls):  # type: ignore[arg-type]
+            codec = next(m for m in hints[field.name].__metadata__ if isinstance(m, Codec))
+            found[field.name] = codec
+        return found
+
+    def to_wire(self) -> dict[str, object]:
+        return {name: codec.write(getattr(self, name)) for name, codec in self.codecs().items()}
+
+    @classmethod
+    def from_wire(cls, data: object, where: str) -> Self:
+        if not isinstance(data, dict):
+            raise MessageError(f"{where} must be a JSON object")
+        values = {}
+        for name, codec in cls.codecs().items():
+            if name not in data:
+                raise MessageError(f"{where} lacks {name!r}")
+            values[name] = codec.read(data[name], f"{where}.{name}")
+        return cls(**values)
+
+    @classmethod
+    def codec(cls) -> Codec:
+        """This object as a field of another."""
+        return Codec(cls.from_wire, lambda value: value.to_wire())
+
+
+class Message(WireObject):
+    """A top-level message: `kind` is its `type`; `limit` caps its size in bytes; `subject`
+    names the field that must match the participant named in its topic, if any."""
+
+    kind: ClassVar[str]
+    limit: ClassVar[int] = MAX_PAYLOAD
+    subject: ClassVar[str | None] = None
+
+    def encode(self) -> bytes:
+        return dump(self.kind, self.to_wire())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        return cls.from_wire(load(payload, cls.kind, cls.limit), cls.kind)
+
+
+def _reject_constant(name: str) -> float:
+    raise MessageError(f"{name} is not a number")
+
+
+def load(payload: bytes, kind: str, limit: int) -> dict[str, object]:
+    """The JSON object of a `kind` message, its envelope checked."""
+    if len(payload) > limit:
+        raise MessageError(f"{len(payload)} bytes is more than {limit} for a {kind}")
+    try:
+        data = json.loads(payload, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, or an int too long
+        raise MessageError(f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise MessageError(f"a {kind} must be a JSON object")
+    if type(data.get("v")) is not int or data["v"] != VERSION:
+        raise MessageError(f"unsupported protocol version in a {kind}")
+    if data.get("type") != kind:
+        raise MessageError(f"expected a {kind}")
+    return data
+
+
+def dump(kind: str, body: dict[str, object]) -> bytes:
+    return json.dumps({"v": VERSION, "type": kind, **body}, allow_nan=False).encode()
+
+
+def dump_stamped(kind: str, body: dict[str, object], key: str, stamp: Callable[[], int]) -> bytes:
+    """Encode `body`, then read `stamp()` and append it as time field `key`.
+
+    The send timestamp of an exchange should be read as late as possible: here only the
+    formatting of that one field lies between the reading and the finished payload.
+    """
+    head = dump(kind, body)[:-1]
+    return head + f', "{key}": "{format_ns(stamp())}"}}'.encode()
