@@ -63,24 +63,25 @@ class BerkeleyMaster(Participant):
         self._next_round = max(self._next_round, self.clock.monotonic_ns() + self._interval_ns)
 
     def tick(self, mono: int) -> int:
-        collector = self._round
-        if collector is None:
-            if mono >= self._next_round:
+        """Start, poll and close rounds as they fall due; a loop, not recursion, because a
+        master that fell behind may owe thousands of polls at once."""
+        while True:
+            collector = self._round
+            if collector is None:
+                if mono < self._next_round:
+                    return self._next_round
                 self._start_round(mono)
-                return self.tick(mono)
-            return self._next_round
-        if collector.polls_sent < len(collector.nodes) * self.plan.samples:
-            pace_ns = round(self.plan.poll_pace_s(len(collector.nodes)) * NS_PER_S)
-            next_poll = collector.started_mono + collector.polls_sent * pace_ns
-            if mono >= next_poll:
+            elif collector.polls_sent < len(collector.nodes) * self.plan.samples:
+                pace_ns = round(self.plan.poll_pace_s(len(collector.nodes)) * NS_PER_S)
+                next_poll = collector.started_mono + collector.polls_sent * pace_ns
+                if mono < next_poll:
+                    return next_poll
                 self._send_poll(collector)
-                return self.tick(mono)
-            return next_poll
-        close_at = collector.started_mono + self._timeout_ns
-        if mono >= close_at:
-            self._finish_round(collector)
-            return self._next_round
-        return close_at
+            else:
+                close_at = collector.started_mono + self._timeout_ns
+                if mono < close_at:
+                    return close_at
+                self._finish_round(collector)
 
     def handle(self, message: Inbound) -> None:
         if message.topic.endswith("/status"):
