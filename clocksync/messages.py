@@ -46,7 +46,19 @@ MAX_SUMMARY_PAYLOAD = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Poll(Message):
+class _ToNode(Message):
+    """What the master says to one node about one poll of a round."""
+
+    subject: ClassVar[str] = "node"
+    master: Name
+    node: Name
+    epoch: Count
+    round: Count
+    seq: Count
+
+
+@dataclass(frozen=True)
+class Poll(_ToNode):
     """Master to one node: "send me your clock".
 
     It carries no send time: the master keeps t1 itself, read just before the send system
@@ -54,12 +66,6 @@ class Poll(Message):
     """
 
     kind: ClassVar[str] = "poll"
-    subject: ClassVar[str] = "node"
-    master: Name
-    node: Name
-    epoch: Count
-    round: Count
-    seq: Count
 
 
 @dataclass(frozen=True)
@@ -121,16 +127,10 @@ class Reply(Message):
 
 
 @dataclass(frozen=True)
-class Correction(Message):
+class Correction(_ToNode):
     """Master to one node: add `correction_s` to the clock as it was when it answered `seq`."""
 
     kind: ClassVar[str] = "correction"
-    subject: ClassVar[str] = "node"
-    master: Name
-    node: Name
-    epoch: Count
-    round: Count
-    seq: Count
     correction_s: Seconds
 
 
