@@ -98,32 +98,13 @@ class Reply(Message):
     previous: Annotated[PreviousSend | None, optional(PreviousSend.codec())] = None
 
     def encode(self) -> bytes:
-        return self.encode_stamped(
-            node=self.node,
-            epoch=self.epoch,
-            round=self.round,
-            seq=self.seq,
-            received=self.received,
-            previous=self.previous,
-            stamp=lambda: self.sent,
-        )
+        return self.encode_stamped(lambda: self.sent)
 
-    @classmethod
-    def encode_stamped(
-        cls,
-        *,
-        node: str,
-        epoch: int,
-        round: int,
-        seq: int,
-        received: int,
-        previous: PreviousSend | None,
-        stamp: Callable[[], int],
-    ) -> bytes:
-        """The payload of a reply whose `sent` time is read by `stamp` as late as possible."""
-        body = cls(node, epoch, round, seq, received, 0, previous).to_wire()
+    def encode_stamped(self, stamp: Callable[[], int]) -> bytes:
+        """This reply with `sent` replaced by `stamp()`, read as late as possible."""
+        body = self.to_wire()
         del body["sent"]
-        return dump_stamped(cls.kind, body, "sent", stamp)
+        return dump_stamped(self.kind, body, "sent", stamp)
 
 
 @dataclass(frozen=True)

@@ -89,15 +89,8 @@ class BerkeleyNode(Participant):
             answering.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns(mono)
             return self.clock.reading_at(mono)
 
-        payload = Reply.encode_stamped(
-            node=self.name,
-            epoch=poll.epoch,
-            round=poll.round,
-            seq=poll.seq,
-            received=received,
-            previous=current.previous,
-            stamp=stamp,
-        )
+        unsent = Reply(self.name, poll.epoch, poll.round, poll.seq, received, 0, current.previous)
+        payload = unsent.encode_stamped(stamp)
         sent = self.link.publish(self.topics.reply(self.name), payload)
         if sent is not None:
             current.previous = PreviousSend(poll.seq, self.clock.reading_at(sent))

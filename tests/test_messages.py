@@ -80,9 +80,7 @@ def test_stamped_reply_reads_the_send_time_after_encoding_the_rest(
         return NOW + 5
 
     monkeypatch.setattr(json, "dumps", dumps)
-    payload = Reply.encode_stamped(
-        node="KMC", epoch=1, round=2, seq=0, received=NOW, previous=None, stamp=stamp
-    )
+    payload = Reply("KMC", 1, 2, 0, NOW, 0).encode_stamped(stamp)
     monkeypatch.undo()
     assert order == ["encode", "stamp"]
     assert Reply.decode(payload) == Reply("KMC", 1, 2, 0, NOW, NOW + 5)
