@@ -125,11 +125,8 @@ def _measure(
         seen += 1
         if converged_after is None:
             observer.pump(0.3)
-            truth = observer.true_offsets()
-            if (
-                all(n in truth for n in nodes)
-                and max(abs(truth[n] - truth[MASTER]) for n in nodes) <= CONVERGED_S
-            ):
+            distances = observer.distances_from(MASTER)
+            if all(n in distances for n in nodes) and max(distances.values()) <= CONVERGED_S:
                 converged_after = summary.round
                 since = observer.statuses[MASTER].host_time or 0
                 cpu_before = cpu_seconds(master_pid)

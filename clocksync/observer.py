@@ -71,6 +71,18 @@ class Observer:
             if status.state == "online" and status.host_offset_s is not None
         }
 
+    def distances_from(self, reference: str) -> dict[str, float]:
+        """|participant - reference| for every other online participant, from the truth
+        signal; empty until the reference has reported."""
+        truth = self.true_offsets()
+        if reference not in truth:
+            return {}
+        return {
+            name: abs(offset - truth[reference])
+            for name, offset in truth.items()
+            if name != reference
+        }
+
     def offset_at(self, name: str, host_time: int) -> float | None:
         """A participant's truth offset at `host_time` (ns, host clock), interpolated between
         the two statuses around it; None outside its history.  Needs `keep_history`."""

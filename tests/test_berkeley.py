@@ -26,10 +26,9 @@ LINES = ("KMC", "MIT", "TAPMI", "SOLS")
 ROUND_TIMEOUT_S = 15.0
 
 
-def true_distances(observer: Observer, master: str = "lab") -> dict[str, float]:
+def true_distances(observer: Observer) -> dict[str, float]:
     """|participant - master| for every online participant, from the truth signal."""
-    truth = observer.true_offsets()
-    return {name: abs(offset - truth[master]) for name, offset in truth.items() if name != master}
+    return observer.distances_from("lab")
 
 
 def settle_statuses(observer: Observer) -> None:
