@@ -1,4 +1,4 @@
-"""The `clocksync` command: master, node and demo."""
+"""The `clocksync` command: master, node, timeserver, ask and demo."""
 
 import argparse
 import logging
@@ -8,15 +8,20 @@ import sys
 from collections.abc import Callable, Sequence
 
 from clocksync import __version__
+from clocksync.ask import AskOptions, run_ask
 from clocksync.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.demo import run_demo
 from clocksync.logthrottle import WarningThrottle
 from clocksync.participant import StopFlag
 from clocksync.topics import check_name
-from clocksync.transport import BROKER_ENV, DEFAULT_BROKER, BrokerUrl
+from clocksync.transport import BROKER_ENV, DEFAULT_BROKER, PROTOCOLS, BrokerUrl
 from master.berkeley import BerkeleyMaster
 from master.rounds import MAX_REPLY_TIMEOUT_S, RoundPlan
+from master.timeserver import TimeServer
 from nodes.berkeley import BerkeleyNode
+from nodes.cristian import CristianNode
+
+CRISTIAN_DEFAULTS = {"interval": 1.0, "samples": 8, "timeout": 0.5}
 
 
 def _number(check: Callable[[float], bool], what: str) -> Callable[[str], float]:
@@ -76,7 +81,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _clock_options(parser: argparse.ArgumentParser) -> None:
+def _protocol(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="5",
+        help="MQTT version to speak; with 3.1.1 the reply topic and correlation data "
+        "travel in the payload (default: 5)",
+    )
+
+
+def _offset_options(parser: argparse.ArgumentParser, *, drift_too: bool = True) -> None:
     group = parser.add_argument_group("clock")
     group.add_argument(
         "--offset",
@@ -85,13 +100,19 @@ def _clock_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="simulate a clock this far from the host's (default: 0)",
     )
-    group.add_argument(
-        "--drift-ppm",
-        type=drift,
-        default=0.0,
-        metavar="PPM",
-        help="simulate a frequency error in parts per million (default: 0)",
-    )
+    if drift_too:
+        group.add_argument(
+            "--drift-ppm",
+            type=drift,
+            default=0.0,
+            metavar="PPM",
+            help="simulate a frequency error in parts per million (default: 0)",
+        )
+
+
+def _clock_options(parser: argparse.ArgumentParser) -> None:
+    _offset_options(parser)
+    group = parser.add_argument_group("discipline")
     group.add_argument(
         "--max-slew-ppm",
         type=positive,
@@ -160,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="publish status at least this often (default: the interval)",
     )
+    master.add_argument(
+        "--no-timeserver",
+        dest="timeserver",
+        action="store_false",
+        help="do not answer Cristian time requests (by default the master does)",
+    )
     _clock_options(master)
 
     node = commands.add_parser("node", help="run a node disciplined by the master")
@@ -172,7 +199,75 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="publish status at least this often (default: 1)",
     )
+    node.add_argument(
+        "--sync",
+        choices=["berkeley", "cristian"],
+        default="berkeley",
+        help="follow the master's Berkeley rounds, or ask the time server (default: berkeley)",
+    )
+    cristian = node.add_argument_group("with --sync cristian")
+    cristian.add_argument(
+        "--interval",
+        type=positive,
+        metavar="SECONDS",
+        help=f"seconds between syncs (default: {CRISTIAN_DEFAULTS['interval']:g})",
+    )
+    cristian.add_argument(
+        "--samples",
+        type=_positive_int,
+        help="exchanges per sync; the lowest-delay one counts "
+        f"(default: {CRISTIAN_DEFAULTS['samples']:g})",
+    )
+    cristian.add_argument(
+        "--timeout",
+        type=positive,
+        metavar="SECONDS",
+        help=f"give up on an answer after this (default: {CRISTIAN_DEFAULTS['timeout']:g})",
+    )
+    _protocol(cristian)
     _clock_options(node)
+
+    timeserver = commands.add_parser(
+        "timeserver", help="answer Cristian time requests from this clock, and nothing else"
+    )
+    _common(timeserver)
+    timeserver.add_argument(
+        "--name",
+        type=_name,
+        default="timeserver",
+        help="the server's participant name (default: timeserver)",
+    )
+    timeserver.add_argument("--status-interval", type=positive, default=1.0, metavar="SECONDS")
+    _offset_options(timeserver)
+
+    ask = commands.add_parser(
+        "ask", help="measure this clock against the time server (Cristian) and print it"
+    )
+    _common(ask)
+    ask.add_argument(
+        "--name", type=_name, required=True, help="this client's name; answers come to it"
+    )
+    ask.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=CRISTIAN_DEFAULTS["samples"],
+        help="exchanges; the lowest-delay one counts (default: %(default)s)",
+    )
+    ask.add_argument(
+        "--timeout",
+        type=positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="give up on an answer (and on the broker) after this (default: %(default)g)",
+    )
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument(
+        "--apply",
+        action="store_true",
+        help="correct this process's clock by the offset, then measure again",
+    )
+    _protocol(ask)
+    _offset_options(ask, drift_too=False)
 
     demo = commands.add_parser("demo", help="the Manipal Foodie kitchen on a private broker")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the clocks")
@@ -214,27 +309,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_rounds=args.max_rounds,
             log_level=args.log_level,
         )
+    if args.command == "ask":
+        options = AskOptions(
+            broker=args.broker,
+            site=args.site,
+            name=args.name,
+            samples=args.samples,
+            timeout_s=args.timeout,
+            offset_s=args.offset,
+            apply=args.apply,
+            as_json=args.json,
+            protocol=args.protocol,
+        )
+        return run_ask(options)
     stop = StopFlag().install()
-    clock = _clock(parser, args)
-    if args.command == "master":
-        try:
-            plan = RoundPlan(
-                interval_s=args.interval,
-                samples=args.samples,
-                reply_timeout_s=args.reply_timeout,
-                min_window_s=args.min_window,
-            )
-        except ValueError as error:
-            parser.error(str(error))
-        master = BerkeleyMaster(
+    if args.command == "timeserver":
+        server = TimeServer(
             name=args.name,
             site=args.site,
             broker=args.broker,
-            clock=clock,
-            plan=plan,
+            clock=SoftwareClock(offset_s=args.offset, drift_ppm=args.drift_ppm),
             status_interval_s=args.status_interval,
         )
-        return master.run(stop)
+        return server.run(stop)
+    clock = _clock(parser, args)
+    if args.command == "master":
+        return _master(parser, args, clock).run(stop)
+    if args.sync == "cristian":
+        return _cristian_node(args, clock).run(stop)
+    cristian_only = [key for key in CRISTIAN_DEFAULTS if getattr(args, key) is not None]
+    if cristian_only or args.protocol != "5":
+        parser.error("--interval, --samples, --timeout and --protocol need --sync cristian")
     node = BerkeleyNode(
         name=args.name,
         site=args.site,
@@ -243,3 +348,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         status_interval_s=args.status_interval,
     )
     return node.run(stop)
+
+
+def _master(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, clock: SoftwareClock
+) -> BerkeleyMaster:
+    try:
+        plan = RoundPlan(
+            interval_s=args.interval,
+            samples=args.samples,
+            reply_timeout_s=args.reply_timeout,
+            min_window_s=args.min_window,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    return BerkeleyMaster(
+        name=args.name,
+        site=args.site,
+        broker=args.broker,
+        clock=clock,
+        plan=plan,
+        status_interval_s=args.status_interval,
+        timeserver=args.timeserver,
+    )
+
+
+def _cristian_node(args: argparse.Namespace, clock: SoftwareClock) -> CristianNode:
+    def option(key: str) -> float:
+        value = getattr(args, key)
+        return float(CRISTIAN_DEFAULTS[key] if value is None else value)
+
+    return CristianNode(
+        name=args.name,
+        site=args.site,
+        broker=args.broker,
+        clock=clock,
+        interval_s=option("interval"),
+        samples=int(option("samples")),
+        timeout_s=option("timeout"),
+        status_interval_s=args.status_interval,
+        protocol=args.protocol,
+    )

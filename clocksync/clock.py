@@ -21,6 +21,9 @@ from enum import Enum
 NS_PER_S = 1_000_000_000
 MAX_DRIFT_PPM = 100_000.0
 TRUTH_BRACKETS = 5
+# How far a host's monotonic clock may run from true time: an unsynchronised crystal is
+# within about 100 ppm, and a host NTP daemon slews it by at most 500 ppm (Linux adjtime).
+HOST_TOLERANCE_PPM = 500.0
 
 
 class Applied(Enum):
@@ -145,6 +148,15 @@ class SoftwareClock:
         """The monotonic instant the current slew completes, or None when not slewing."""
         end = self._segment.slew_end()
         return end if end > self._monotonic_ns() else None
+
+    def rate_error_ppm(self, *, may_slew: bool) -> float:
+        """A bound on how far this clock's rate is from true time, in ppm, for the moments
+        ahead: its simulated drift, the host's tolerance, and the fastest slew if one is
+        under way or, `may_slew`, could start at any moment (a corrected participant)."""
+        segment = self._segment
+        slewing = may_slew or self.slew_end_mono() is not None
+        slew_ppm = segment.slew_rate * 1e6 if slewing else 0.0
+        return abs(segment.rate - 1.0) * 1e6 + slew_ppm + HOST_TOLERANCE_PPM
 
     @property
     def updates(self) -> int:

@@ -6,7 +6,6 @@ sequence together.  `subject` names the field that must agree with the participa
 the topic, so that no participant can speak for another.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 
@@ -14,18 +13,20 @@ from clocksync.wire import (
     NAME,
     Count,
     Flag,
+    MaybeCorrelation,
     MaybeSeconds,
     MaybeTime,
+    MaybeTopic,
     Message,
     MessageError,
     Name,
+    Ppm,
     Role,
     Seconds,
     State,
     Text,
     Time,
     WireObject,
-    dump_stamped,
     listing,
     optional,
 )
@@ -40,6 +41,8 @@ __all__ = [
     "Reply",
     "RoundSummary",
     "Status",
+    "TimeRequest",
+    "TimeResponse",
 ]
 
 MAX_SUMMARY_PAYLOAD = 4 * 1024 * 1024
@@ -89,6 +92,7 @@ class Reply(Message):
 
     kind: ClassVar[str] = "reply"
     subject: ClassVar[str] = "node"
+    stamped: ClassVar[str] = "sent"
     node: Name
     epoch: Count
     round: Count
@@ -96,15 +100,6 @@ class Reply(Message):
     received: Time
     sent: Time
     previous: Annotated[PreviousSend | None, optional(PreviousSend.codec())] = None
-
-    def encode(self) -> bytes:
-        return self.encode_stamped(lambda: self.sent)
-
-    def encode_stamped(self, stamp: Callable[[], int]) -> bytes:
-        """This reply with `sent` replaced by `stamp()`, read as late as possible."""
-        body = self.to_wire()
-        del body["sent"]
-        return dump_stamped(self.kind, body, "sent", stamp)
 
 
 @dataclass(frozen=True)
@@ -151,6 +146,8 @@ class Status(Message):
     `host_offset_s` is the participant's clock minus its host's system clock at `host_time`
     (host clock), so anyone on the same host can check accuracy without trusting clocksync.
     A Last Will carries null for the measured fields, since it was written at connect time.
+    `error_bound_s` is how far off the last correction could have been, where the
+    participant knows it (a Cristian node).
     """
 
     kind: ClassVar[str] = "status"
@@ -164,3 +161,44 @@ class Status(Message):
     last_correction_s: MaybeSeconds = None
     slew_remaining_s: MaybeSeconds = None
     updates: Count = 0
+    error_bound_s: MaybeSeconds = None
+
+
+@dataclass(frozen=True)
+class TimeRequest(Message):
+    """Client to time server: "what time is it?" (Cristian).
+
+    `sent` is the client's clock as the request is sent; the server echoes it, so an answer
+    can be matched to its request.  With MQTT 5 the reply topic and correlation data travel
+    as the Response Topic and Correlation Data properties; a client on an MQTT 3.1.1
+    connection puts them in `reply_to` and `correlation` instead.
+    """
+
+    kind: ClassVar[str] = "time-request"
+    stamped: ClassVar[str] = "sent"
+    client: Name
+    sent: Time
+    reply_to: MaybeTopic = None
+    correlation: MaybeCorrelation = None
+
+
+@dataclass(frozen=True)
+class TimeResponse(Message):
+    """Time server to client: t2 (`received`) and t3 (`sent`) on the server's clock.
+
+    `echo` is the request's `sent`; `rate_ppm` bounds how far the server's clock rate may be
+    from true time while the answer travels (see clocksync.cristian); `epoch` is the
+    server's incarnation.  `correlation` is set when the request carried it in its payload.
+    """
+
+    kind: ClassVar[str] = "time-response"
+    subject: ClassVar[str] = "client"
+    stamped: ClassVar[str] = "sent"
+    server: Name
+    client: Name
+    epoch: Count
+    echo: Time
+    received: Time
+    rate_ppm: Ppm
+    sent: Time
+    correlation: MaybeCorrelation = None

@@ -25,6 +25,21 @@ M = TypeVar("M", bound=Message)
 MAX_WAIT_S = 0.1
 
 
+def receive(message: Inbound, kind: type[M], topics: Topics) -> M | None:
+    """`message` decoded as a `kind`, or None, the reason logged: a bad payload, or one
+    that speaks for another participant than its topic names."""
+    try:
+        decoded = kind.decode(message.payload)
+    except MessageError as error:
+        log.warning("dropped a bad %s on %s: %s", kind.kind, message.topic, error)
+        return None
+    subject = None if kind.subject is None else getattr(decoded, kind.subject)
+    if subject is not None and subject != topics.name_in(message.topic):
+        log.warning("dropped a %s for %r on %s", kind.kind, subject, message.topic)
+        return None
+    return decoded
+
+
 class StopFlag:
     """Set by SIGINT or SIGTERM; the loop checks it at least every MAX_WAIT_S."""
 
@@ -54,6 +69,7 @@ class Participant(ABC):
         broker: BrokerUrl,
         clock: SoftwareClock,
         status_interval_s: float,
+        protocol: str = "5",
     ) -> None:
         self.name = check_name(name)
         self.topics = Topics(site)
@@ -61,6 +77,7 @@ class Participant(ABC):
         self._status_interval_ns = round(status_interval_s * NS_PER_S)
         self._status_due = 0
         self._last_correction_s: float | None = None
+        self._last_error_bound_s: float | None = None
         self.link = MqttLink(
             broker,
             client_id=f"clocksync-{site}-{name}",
@@ -68,6 +85,8 @@ class Participant(ABC):
             on_message=self.handle,
             on_connected=self.connected,
             will=self._status_message("offline", measured=False),
+            protocol=protocol,
+            send_time=clock.reading_at,
         )
 
     @abstractmethod
@@ -100,25 +119,18 @@ class Participant(ABC):
         return 0
 
     def receive(self, message: Inbound, kind: type[M]) -> M | None:
-        """`message` decoded as a `kind`, or None, the reason logged: a bad payload, or one
-        that speaks for another participant than its topic names."""
-        try:
-            decoded = kind.decode(message.payload)
-        except MessageError as error:
-            log.warning("dropped a bad %s on %s: %s", kind.kind, message.topic, error)
-            return None
-        subject = None if kind.subject is None else getattr(decoded, kind.subject)
-        if subject is not None and subject != self.topics.name_in(message.topic):
-            log.warning("dropped a %s for %r on %s", kind.kind, subject, message.topic)
-            return None
-        return decoded
+        return receive(message, kind, self.topics)
 
-    def apply_correction(self, correction_s: float, adjusted_then: int) -> None:
+    def apply_correction(
+        self, correction_s: float, adjusted_then: int, error_bound_s: float | None = None
+    ) -> None:
         """Apply a correction computed from a measurement taken when the clock's total
-        adjustment was `adjusted_then`: what was slewed since then is already done."""
+        adjustment was `adjusted_then`: what was slewed since then is already done.
+        `error_bound_s`, where known, is how far off the correction may be."""
         remaining = round(correction_s * NS_PER_S) - (self.clock.adjusted_ns() - adjusted_then)
         how = self.clock.correct(remaining)
         self._last_correction_s = correction_s
+        self._last_error_bound_s = error_bound_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
@@ -144,5 +156,6 @@ class Participant(ABC):
                 host_time=host_ns,
                 last_correction_s=self._last_correction_s,
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
+                error_bound_s=self._last_error_bound_s,
             )
         return Outbound(self.topics.status(self.name), status.encode())

@@ -5,6 +5,8 @@
     clocksync/<site>/berkeley/reply/<name>         node -> master
     clocksync/<site>/berkeley/correction/<name>    master -> one node
     clocksync/<site>/berkeley/round                retained summary of the latest round
+    clocksync/<site>/cristian/request              client -> time server
+    clocksync/<site>/cristian/reply/<name>         time server -> one client
 
 A node publishes only below its own name, so a broker ACL can bind each name to one
 account and no node can answer, or correct, for another.
@@ -68,6 +70,13 @@ class Topics:
     @property
     def round(self) -> str:
         return f"{self.prefix}/berkeley/round"
+
+    @property
+    def cristian_request(self) -> str:
+        return f"{self.prefix}/cristian/request"
+
+    def cristian_reply(self, name: str) -> str:
+        return f"{self.prefix}/cristian/reply/{name}"
 
     def name_in(self, topic: str) -> str | None:
         """The participant a `.../<name>` or `.../<name>/status` topic is about."""

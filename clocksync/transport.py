@@ -1,10 +1,11 @@
 """The MQTT edge: the only module that touches paho.
 
-One MQTT 5 connection driven from the caller's own thread with `loop()`, not paho's
-background thread: a message is handled as soon as its packet is read and a publish goes
-straight to the socket, so no thread hand-off sits inside a measured round trip and the role
-needs no locks.  Reconnection (with backoff), re-subscription, the Last Will and a clean
-goodbye are handled here so the roles only see messages.
+One MQTT connection (5 by default, 3.1.1 for clients that have nothing newer) driven from
+the caller's own thread with `loop()`, not paho's background thread: a message is handled as
+soon as its packet is read and a publish goes straight to the socket, so no thread hand-off
+sits inside a measured round trip and the role needs no locks.  Reconnection (with backoff),
+re-subscription, the Last Will and a clean goodbye are handled here so the roles only see
+messages.
 """
 
 import contextlib
@@ -24,6 +25,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from clocksync import mqttprops
+from clocksync.mqttprops import QuickProperties
+from clocksync.timefmt import format_ns
+from clocksync.wire import SEND_TIME_MARKER
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BROKER = "mqtt://localhost:1883"
@@ -37,6 +43,9 @@ SO_TIMESTAMPING = 37
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 _ANCILLARY_SIZE = 256
+_MARKER = SEND_TIME_MARKER.encode()
+mqttprops.install()
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,14 @@ class BrokerUrl:
 @dataclass(frozen=True)
 class Inbound:
     """A received message; `received_mono` is when it arrived, in monotonic ns (the
-    kernel's receive timestamp where available, else paho's parse time)."""
+    kernel's receive timestamp where available, else paho's parse time).  The MQTT 5
+    request/response properties are None when absent (always, on a 3.1.1 connection)."""
 
     topic: str
     payload: bytes
     received_mono: int
+    response_topic: str | None = None
+    correlation: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -97,14 +109,25 @@ class _TimestampingClient(mqtt.Client):
     one-sided, in a measured delay.  The kernel's software receive timestamp does not wait
     for the process to be scheduled.  Plain TCP sockets only; elsewhere paho's time is used.
     The send time is read just before the send system call: a publish can return long after
-    its packet left, when the broker it woke takes the CPU.
+    its packet left, when the broker it woke takes the CPU.  With `send_time` set (the
+    owner's clock reading at a monotonic instant), a SEND_TIME_MARKER in an outgoing packet
+    is replaced by that clock's time at the send system call.
     """
 
     last_arrival_ns: int | None = None
     last_send_mono: int | None = None
+    send_time: Callable[[int], int] | None = None
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
-        self.last_send_mono = time.monotonic_ns()
+        self.last_send_mono = mono = time.monotonic_ns()
+        if self.send_time is not None and _MARKER in buf:
+            # One-step: the send time goes into the packet now, not when it was encoded.
+            # A retried write is patched afresh from paho's unpatched copy; a write cut
+            # inside the marker leaves marker bytes, which the reader refuses.  A time of
+            # another width (past year 9999) would change the packet's length: left out.
+            stamp = format_ns(self.send_time(mono)).encode()
+            if len(stamp) == len(_MARKER):
+                buf = bytes(buf).replace(_MARKER, stamp)
         return super()._sock_send(buf)
 
     def _sock_recv(self, bufsize: int) -> bytes:
@@ -132,16 +155,20 @@ class MqttLink:
         on_message: Callable[[Inbound], None],
         on_connected: Callable[[], None],
         will: Outbound | None = None,
+        protocol: str = "5",
+        send_time: Callable[[int], int] | None = None,
     ) -> None:
         self.broker = broker
+        self.protocol = protocol
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._on_connected = on_connected
         self._client = _TimestampingClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=PROTOCOLS[protocol],
         )
+        self._client.send_time = send_time
         if broker.username:
             self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))
         if will is not None:
@@ -149,6 +176,8 @@ class MqttLink:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
+        self._awaiting_subacks: set[int] = set()
         self._inbox: deque[Inbound] = deque()
         self._socket_open = False
         self._ready = False
@@ -185,17 +214,29 @@ class MqttLink:
         return self._ready
 
     def publish(
-        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        qos: int = 0,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+        expiry_s: int | None = None,
     ) -> int | None:
         """Send now if connected; a message published while disconnected is dropped.
 
-        Returns the monotonic instant, in ns, at which the packet was handed to the kernel,
-        or None when it was not sent at once.
+        The MQTT 5 properties are left out on a 3.1.1 connection, which has none: callers
+        put what they need in the payload too.  Returns the monotonic instant, in ns, at
+        which the packet was handed to the kernel, or None when it was not sent at once.
         """
         if not self._ready:
             return None
+        properties = None
+        if self.protocol == "5" and (response_topic or correlation or expiry_s):
+            properties = QuickProperties.for_publish(response_topic, correlation, expiry_s)
         self._client.last_send_mono = None
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return self._client.last_send_mono if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
     def close(self, goodbye: Sequence[Outbound], timeout_s: float = 2.0) -> None:
@@ -264,10 +305,34 @@ class MqttLink:
             client.disconnect()
             self._lost(f"broker {self.broker} refused the connection: {reason_code}")
             return
-        for topic in self._subscriptions:
-            client.subscribe(topic, qos=0)
-        self._ready = True
         self._backoff_s = BACKOFF_MIN_S
+        self._awaiting_subacks.clear()
+        for topic in self._subscriptions:
+            _, mid = client.subscribe(topic, qos=0)
+            if mid is not None:
+                self._awaiting_subacks.add(mid)
+        if not self._awaiting_subacks:
+            self._now_ready()
+
+    def _handle_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        """Ready once the broker has acknowledged every subscription: a message published
+        before then would not be delivered to this client."""
+        for code in reason_codes:
+            if code.is_failure:
+                log.error("broker %s refused a subscription: %s", self.broker, code)
+        self._awaiting_subacks.discard(mid)
+        if not self._awaiting_subacks and self._socket_open and not self._ready:
+            self._now_ready()
+
+    def _now_ready(self) -> None:
+        self._ready = True
         log.info("connected to %s", self.broker)
         self._on_connected()
 
@@ -294,12 +359,18 @@ class MqttLink:
         if arrival is None:
             received_mono = round(message.timestamp * 1e9)
         else:
+            # The wall clock is read first: any pause between the two readings makes the
+            # converted instant later, never earlier, and a late arrival time only widens
+            # a measured delay (an error bound built on it still holds).
             received_mono = arrival - (time.time_ns() - time.monotonic_ns())
+        properties = message.properties
         self._inbox.append(
             Inbound(
                 topic=message.topic,
                 payload=bytes(message.payload),
                 received_mono=received_mono,
+                response_topic=getattr(properties, "ResponseTopic", None),
+                correlation=getattr(properties, "CorrelationData", None),
             )
         )
 

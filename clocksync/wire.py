@@ -5,13 +5,13 @@ A message is a frozen dataclass whose fields are annotated with their wire type 
 refuses anything off (not JSON, NaN, a wrong type, an integer where a number is allowed but
 too large, a bad name, too long) with MessageError, which callers log and drop.  Every
 message carries `v` (the protocol version) and `type`; fields a reader does not know are
-ignored, so later versions can add some.
+ignored and fields with a default may be left out, so later versions can add some.
 """
 
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, Self, get_type_hints
 
@@ -22,6 +22,9 @@ VERSION = 1
 MAX_PAYLOAD = 4096
 MAX_MAGNITUDE_S = 1e9
 MAX_TEXT = 64
+MAX_TOPIC = 512
+MAX_CORRELATION = 64
+MAX_PPM = 1e6
 
 
 class MessageError(ValueError):
@@ -54,12 +57,39 @@ def _count(value: object, where: str) -> int:
     return value
 
 
+def _topic(value: object, where: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_TOPIC
+        or any(c in value for c in "+#\0")
+    ):
+        raise MessageError(f"{where} must be a topic name without wildcards")
+    return value
+
+
+def _correlation(value: object, where: str) -> bytes:
+    """Correlation data, carried in a payload as hex (MQTT 3.1.1 has no property for it)."""
+    if not isinstance(value, str) or not 0 < len(value) <= 2 * MAX_CORRELATION:
+        raise MessageError(f"{where} must be 1-{MAX_CORRELATION} bytes in hex")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise MessageError(f"{where} is not hex") from None
+
+
 def _seconds(value: object, where: str) -> float:
     if type(value) is not int and not (type(value) is float and math.isfinite(value)):
         raise MessageError(f"{where} must be a finite number")
     if abs(value) > MAX_MAGNITUDE_S:  # compared before float(): an int may not fit one
         raise MessageError(f"{where} is out of range")
     return float(value)
+
+
+def _ppm(value: object, where: str) -> float:
+    rate = _seconds(value, where)
+    if not 0 <= rate <= MAX_PPM:
+        raise MessageError(f"{where} must be between 0 and {MAX_PPM:g} ppm")
+    return rate
 
 
 def _flag(value: object, where: str) -> bool:
@@ -111,10 +141,13 @@ SECONDS = Codec(_seconds)
 Seconds = Annotated[float, SECONDS]
 MaybeSeconds = Annotated[float | None, optional(SECONDS)]
 Flag = Annotated[bool, Codec(_flag)]
+Ppm = Annotated[float, Codec(_ppm)]
 TIME = Codec(_time, format_ns)
 Time = Annotated[int, TIME]
 MaybeTime = Annotated[int | None, optional(TIME)]
-Role = Annotated[Literal["master", "node"], choice("master", "node")]
+MaybeTopic = Annotated[str | None, optional(Codec(_topic))]
+MaybeCorrelation = Annotated[bytes | None, optional(Codec(_correlation, bytes.hex))]
+Role = Annotated[Literal["master", "node", "timeserver"], choice("master", "node", "timeserver")]
 State = Annotated[Literal["online", "offline"], choice("online", "offline")]
 
 
@@ -140,10 +173,21 @@ class WireObject:
             raise MessageError(f"{where} must be a JSON object")
         values = {}
         for name, codec in cls.codecs().items():
-            if name not in data:
+            if name in data:
+                values[name] = codec.read(data[name], f"{where}.{name}")
+            elif name not in cls.defaulted():
                 raise MessageError(f"{where} lacks {name!r}")
-            values[name] = codec.read(data[name], f"{where}.{name}")
         return cls(**values)
+
+    @classmethod
+    @cache
+    def defaulted(cls) -> frozenset[str]:
+        """Fields a sender may leave out: those added to a message after its first version."""
+        return frozenset(
+            field.name
+            for field in fields(cls)  # type: ignore[arg-type]
+            if field.default is not MISSING or field.default_factory is not MISSING
+        )
 
     @classmethod
     def codec(cls) -> Codec:
@@ -153,14 +197,33 @@ class WireObject:
 
 class Message(WireObject):
     """A top-level message: `kind` is its `type`; `limit` caps its size in bytes; `subject`
-    names the field that must match the participant named in its topic, if any."""
+    names the field that must match the participant named in its topic, if any; `stamped`
+    names its send timestamp, if it has one."""
 
     kind: ClassVar[str]
     limit: ClassVar[int] = MAX_PAYLOAD
     subject: ClassVar[str | None] = None
+    stamped: ClassVar[str | None] = None
+    """A time field written last, read as late as possible: see encode_stamped."""
 
     def encode(self) -> bytes:
+        if self.stamped is not None:
+            return self.encode_stamped(lambda: int(getattr(self, self.stamped or "")))
         return dump(self.kind, self.to_wire())
+
+    def encode_for_send_time(self) -> bytes:
+        """This message with SEND_TIME_MARKER for its `stamped` field, for a link that
+        writes the send time in at the last moment (one-step, as PTP hardware does)."""
+        assert self.stamped is not None, f"a {self.kind} has no stamped field"
+        return dump(self.kind, {**self.to_wire(), self.stamped: SEND_TIME_MARKER})
+
+    def encode_stamped(self, stamp: Callable[[], int]) -> bytes:
+        """This message with its `stamped` field replaced by `stamp()`, read after every
+        other field is encoded: a send timestamp should be as close to the send as it can."""
+        assert self.stamped is not None, f"a {self.kind} has no stamped field"
+        body = self.to_wire()
+        del body[self.stamped]
+        return dump_stamped(self.kind, body, self.stamped, stamp)
 
     @classmethod
     def decode(cls, payload: bytes) -> Self:
@@ -190,6 +253,13 @@ def load(payload: bytes, kind: str, limit: int) -> dict[str, object]:
 
 def dump(kind: str, body: dict[str, object]) -> bytes:
     return json.dumps({"v": VERSION, "type": kind, **body}, allow_nan=False).encode()
+
+
+SEND_TIME_MARKER = "~" * len(format_ns(0))
+"""Stands for a send time that the transport writes into the packet just before the send
+system call (see Message.encode_for_send_time): the same width as every time from 1970 to
+9999, so the packet's length does not change, and never a valid time, so a packet that
+left unpatched is refused by its reader."""
 
 
 def dump_stamped(kind: str, body: dict[str, object], key: str, stamp: Callable[[], int]) -> bytes:

@@ -7,6 +7,7 @@ round (see master.rounds for why not one broadcast poll); collect replies until 
 timeout; per node keep the lowest-delay exchange; average with the master's
 own clock (fault-tolerant, see clocksync.selection); send every node that answered its own
 correction; apply the master's own; publish the round summary.
+Unless told not to, the master also answers Cristian time requests (master.timeserver).
 """
 
 import logging
@@ -17,6 +18,7 @@ from clocksync.messages import Correction, Poll, Reply, RoundSummary, Status
 from clocksync.participant import Participant
 from clocksync.transport import BrokerUrl, Inbound
 from master.rounds import RoundCollector, RoundPlan, settle
+from master.timeserver import TimeResponder
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,12 @@ class BerkeleyMaster(Participant):
         clock: SoftwareClock,
         plan: RoundPlan,
         status_interval_s: float | None = None,
+        timeserver: bool = True,
     ) -> None:
+        self.epoch = time.time_ns() // 1_000_000
+        self.responder = (
+            TimeResponder(self, disciplined=True, epoch=self.epoch) if timeserver else None
+        )
         super().__init__(
             name=name,
             site=site,
@@ -45,7 +52,6 @@ class BerkeleyMaster(Participant):
             status_interval_s=status_interval_s or plan.interval_s,
         )
         self.plan = plan
-        self.epoch = time.time_ns() // 1_000_000
         self._interval_ns = round(plan.interval_s * NS_PER_S)
         self._timeout_ns = round(plan.timeout_s * NS_PER_S)
         self._nodes: set[str] = set()
@@ -54,7 +60,8 @@ class BerkeleyMaster(Participant):
         self._last_number = 0
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.all_replies, self.topics.all_status]
+        own = [self.topics.all_replies, self.topics.all_status]
+        return own if self.responder is None else [*own, self.responder.subscription]
 
     def connected(self) -> None:
         """Wait an interval before the next round, so that the nodes' retained statuses
@@ -86,6 +93,8 @@ class BerkeleyMaster(Participant):
     def handle(self, message: Inbound) -> None:
         if message.topic.endswith("/status"):
             self._track(message)
+        elif self.responder is not None and message.topic == self.responder.subscription:
+            self.responder.answer(message)
         else:
             self._collect(message)
 

@@ -14,8 +14,10 @@ from clocksync.messages import (
     Reply,
     RoundSummary,
     Status,
+    TimeRequest,
+    TimeResponse,
 )
-from clocksync.wire import MAX_PAYLOAD
+from clocksync.wire import MAX_PAYLOAD, SEND_TIME_MARKER
 
 NOW = 1_795_863_247_311_000_001
 
@@ -179,3 +181,62 @@ def test_bad_previous_send_is_refused(previous: object) -> None:
     data["previous"] = previous
     with pytest.raises(MessageError, match="previous"):
         Reply.decode(json.dumps(data).encode())
+
+
+def test_time_messages_round_trip() -> None:
+    request = TimeRequest("phone", NOW)
+    legacy = TimeRequest("phone", NOW, "clocksync/bank/cristian/reply/phone", b"\x00\xffid")
+    response = TimeResponse("bank", "phone", 9, NOW, NOW + 10, 500.0, NOW + 20, b"\x01")
+    for message in (request, legacy, response):
+        assert type(message).decode(message.encode()) == message
+    assert json.loads(legacy.encode())["correlation"] == "00ff6964"
+
+
+def test_fields_added_later_may_be_left_out() -> None:
+    data = json.loads(TimeRequest("phone", NOW).encode())
+    del data["reply_to"], data["correlation"]
+    assert TimeRequest.decode(json.dumps(data).encode()) == TimeRequest("phone", NOW)
+    status = json.loads(Status("KMC", "node", "online", "berkeley").encode())
+    del status["error_bound_s"]
+    assert Status.decode(json.dumps(status).encode()).error_bound_s is None
+    del status["sync"]
+    with pytest.raises(MessageError, match="lacks 'sync'"):
+        Status.decode(json.dumps(status).encode())
+
+
+def test_send_time_marker_holds_the_place_of_the_stamped_field() -> None:
+    response = TimeResponse("bank", "phone", 9, NOW, NOW, 500.0, 0)
+    payload = response.encode_for_send_time()
+    assert json.loads(payload)["sent"] == SEND_TIME_MARKER
+    with pytest.raises(MessageError, match="sent"):
+        TimeResponse.decode(payload)
+    patched = payload.replace(SEND_TIME_MARKER.encode(), b"2026-11-28T10:54:07.311000009Z")
+    assert TimeResponse.decode(patched).sent == NOW + 8
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reply_to": "clocksync/+/cristian/reply/x"},
+        {"reply_to": ""},
+        {"reply_to": "a" * 600},
+        {"correlation": "xyz"},
+        {"correlation": ""},
+        {"correlation": "00" * 65},
+        {"client": "../x"},
+        {"sent": 12},
+    ],
+)
+def test_bad_time_requests_are_refused(change: dict[str, object]) -> None:
+    data = json.loads(TimeRequest("phone", NOW).encode())
+    data.update(change)
+    with pytest.raises(MessageError):
+        TimeRequest.decode(json.dumps(data).encode())
+
+
+@pytest.mark.parametrize("rate", [-1, float("nan"), 2e6, "500"])
+def test_bad_rate_bounds_are_refused(rate: object) -> None:
+    data = json.loads(TimeResponse("bank", "phone", 9, NOW, NOW, 500.0, NOW).encode())
+    data["rate_ppm"] = rate
+    with pytest.raises(MessageError):
+        TimeResponse.decode(json.dumps(data).encode())

@@ -1,0 +1,165 @@
+"""`clocksync ask`: one Cristian measurement against the site's time server, like `chronyd -q`
+without touching the system clock.
+
+It makes `samples` exchanges, keeps the lowest-delay one and prints the server's time, the
+round trip, its own clock, the corrected time, the offset and its error bound.  `--apply`
+corrects its own (software) clock by that offset and measures again, to show where the
+correction left it.  The process's clock starts `--offset` seconds off its host's clock, so
+the host clock is the truth: `client_host_offset_s` in the JSON lets anyone check.
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clocksync.clock import NS_PER_S, SoftwareClock
+from clocksync.cristian import Estimate
+from clocksync.timefmt import format_ns
+from clocksync.topics import Topics
+from clocksync.transport import BrokerUrl, MqttLink
+from nodes.asker import Answer, Asker, Burst
+
+log = logging.getLogger(__name__)
+PUMP_S = 0.01
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    broker: BrokerUrl
+    site: str
+    name: str
+    samples: int
+    timeout_s: float
+    offset_s: float
+    apply: bool
+    as_json: bool
+    protocol: str
+
+
+def _measure(
+    link: MqttLink, asker: Asker, active: list[Burst], samples: int, deadline: float
+) -> Burst:
+    burst = Burst(asker, samples)
+    active[:] = [burst]
+    while not burst.done and time.monotonic() < deadline:
+        burst.step()
+        link.run_once(PUMP_S)
+    return burst
+
+
+def _estimate(burst: Burst) -> tuple[Estimate, Answer] | None:
+    best = burst.best()
+    if best is None:
+        return None
+    return Estimate(best.sample, len(burst.answers), burst.sent), best
+
+
+def _report(estimate: Estimate, server: str) -> dict[str, object]:
+    sample = estimate.sample
+    return {
+        "server": server,
+        "server_time": format_ns(estimate.server_time),
+        "client_time": format_ns(estimate.client_time),
+        "offset_s": sample.offset_s,
+        "error_bound_s": sample.error_bound_s,
+        "rtt_s": sample.rtt_s,
+        "delay_s": sample.delay_s,
+        "samples": estimate.answered,
+        "requested": estimate.requested,
+    }
+
+
+def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
+    """Measure (and with `apply`, correct and measure again); 0 on success, 1 with no
+    answer or no broker within the timeout."""
+    clock = SoftwareClock(offset_s=options.offset_s)
+    topics = Topics(options.site)
+    active: list[Burst] = []
+    link = MqttLink(
+        options.broker,
+        client_id=f"clocksync-{options.site}-{options.name}-ask-{os.getpid()}",
+        subscriptions=[topics.cristian_reply(options.name)],
+        on_message=lambda message: active[-1].take(message) if active else None,
+        on_connected=lambda: None,
+        protocol=options.protocol,
+    )
+    asker = Asker(link, clock, topics, options.name, options.timeout_s)
+    deadline = time.monotonic() + options.timeout_s * (options.samples + 1)
+    try:
+        if not link.wait_until_ready(options.timeout_s):
+            print(f"clocksync ask: cannot reach the broker {options.broker}", file=sys.stderr)
+            return 1
+        found = _estimate(_measure(link, asker, active, options.samples, deadline))
+        if found is None:
+            print(
+                f"clocksync ask: no answer from a time server on {topics.cristian_request} "
+                f"within {options.timeout_s:g} s per request",
+                file=sys.stderr,
+            )
+            return 1
+        estimate, best = found
+        report = _report(estimate, best.server)
+        offset_ns, _ = clock.host_offset_ns()
+        report["client_host_offset_s"] = offset_ns / NS_PER_S
+        report["corrected_time"] = report["server_time"]
+        if options.apply:
+            report["applied"] = _apply(link, asker, active, best, options)
+        _print(report, options.as_json, out)
+    finally:
+        link.close([])
+    return 0
+
+
+def _apply(
+    link: MqttLink, asker: Asker, active: list[Burst], best: Answer, options: AskOptions
+) -> dict[str, object] | None:
+    """Correct the clock by the best offset, let any slew finish, and measure again."""
+    clock = asker.clock
+    remaining = round(best.sample.offset_s * NS_PER_S) - (clock.adjusted_ns() - best.adjusted_then)
+    how = clock.correct(remaining)
+    slew_end = clock.slew_end_mono()
+    if slew_end is not None:
+        time.sleep(max(0, slew_end - clock.monotonic_ns()) / NS_PER_S)
+    deadline = time.monotonic() + options.timeout_s * (options.samples + 1)
+    found = _estimate(_measure(link, asker, active, options.samples, deadline))
+    if found is None:
+        return None
+    after = found[0].sample
+    offset_ns, _ = clock.host_offset_ns()
+    return {
+        "how": how.value,
+        "offset_s": after.offset_s,
+        "error_bound_s": after.error_bound_s,
+        "client_host_offset_s": offset_ns / NS_PER_S,
+    }
+
+
+def _print(report: dict[str, object], as_json: bool, out: Callable[[str], None]) -> None:
+    if as_json:
+        out(json.dumps(report))
+        return
+    out(f"server time     {report['server_time']}")
+    out(
+        f"round trip      {_us(report['rtt_s'])} (delay {_us(report['delay_s'])}, "
+        f"best of {report['samples']} answers to {report['requested']} requests)"
+    )
+    out(f"client clock    {report['client_time']}")
+    out(f"corrected time  {report['corrected_time']}")
+    out(f"offset          {report['offset_s']:+.9f} s ± {_us(report['error_bound_s'])}")
+    applied = report.get("applied", False)
+    if applied is None:
+        out("after applying  no answer to the second measurement")
+    elif isinstance(applied, dict):
+        out(
+            f"after applying  {applied['how']}, now {applied['offset_s']:+.9f} s "
+            f"± {_us(applied['error_bound_s'])}"
+        )
+
+
+def _us(seconds: object) -> str:
+    assert isinstance(seconds, float)
+    return f"{seconds * 1e6:.1f} µs"
