@@ -10,7 +10,6 @@ the host clock is the truth: `client_host_offset_s` in the JSON lets anyone chec
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,12 +18,10 @@ from dataclasses import dataclass
 from clocksync.clock import NS_PER_S, SoftwareClock
 from clocksync.cristian import Estimate
 from clocksync.timefmt import format_ns
-from clocksync.topics import Topics
-from clocksync.transport import BrokerUrl, MqttLink
-from nodes.asker import Answer, Asker, Burst
+from clocksync.transport import BrokerUrl
+from nodes.asker import Answer, CristianClient, run_bursts
 
 log = logging.getLogger(__name__)
-PUMP_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,18 +37,11 @@ class AskOptions:
     protocol: str
 
 
-def _measure(
-    link: MqttLink, asker: Asker, active: list[Burst], samples: int, deadline: float
-) -> Burst:
-    burst = Burst(asker, samples)
-    active[:] = [burst]
-    while not burst.done and time.monotonic() < deadline:
-        burst.step()
-        link.run_once(PUMP_S)
-    return burst
-
-
-def _estimate(burst: Burst) -> tuple[Estimate, Answer] | None:
+def _estimate(client: CristianClient, options: AskOptions) -> tuple[Estimate, Answer] | None:
+    """Measure: `samples` exchanges, each given up after the timeout."""
+    run_bursts([client], options.samples, options.timeout_s * (options.samples + 1))
+    burst = client.burst
+    assert burst is not None
     best = burst.best()
     if best is None:
         return None
@@ -76,56 +66,49 @@ def _report(estimate: Estimate, server: str) -> dict[str, object]:
 def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
     """Measure (and with `apply`, correct and measure again); 0 on success, 1 with no
     answer or no broker within the timeout."""
-    clock = SoftwareClock(offset_s=options.offset_s)
-    topics = Topics(options.site)
-    active: list[Burst] = []
-    link = MqttLink(
+    client = CristianClient(
         options.broker,
-        client_id=f"clocksync-{options.site}-{options.name}-ask-{os.getpid()}",
-        subscriptions=[topics.cristian_reply(options.name)],
-        on_message=lambda message: active[-1].take(message) if active else None,
-        on_connected=lambda: None,
+        options.site,
+        options.name,
+        SoftwareClock(offset_s=options.offset_s),
+        timeout_s=options.timeout_s,
         protocol=options.protocol,
     )
-    asker = Asker(link, clock, topics, options.name, options.timeout_s)
-    deadline = time.monotonic() + options.timeout_s * (options.samples + 1)
     try:
-        if not link.wait_until_ready(options.timeout_s):
+        if not client.link.wait_until_ready(options.timeout_s):
             print(f"clocksync ask: cannot reach the broker {options.broker}", file=sys.stderr)
             return 1
-        found = _estimate(_measure(link, asker, active, options.samples, deadline))
+        found = _estimate(client, options)
         if found is None:
             print(
-                f"clocksync ask: no answer from a time server on {topics.cristian_request} "
+                f"clocksync ask: no answer from a time server on "
+                f"{client.asker.topics.cristian_request} "
                 f"within {options.timeout_s:g} s per request",
                 file=sys.stderr,
             )
             return 1
         estimate, best = found
         report = _report(estimate, best.server)
-        offset_ns, _ = clock.host_offset_ns()
+        offset_ns, _ = client.clock.host_offset_ns()
         report["client_host_offset_s"] = offset_ns / NS_PER_S
         report["corrected_time"] = report["server_time"]
         if options.apply:
-            report["applied"] = _apply(link, asker, active, best, options)
+            report["applied"] = _apply(client, best, options)
         _print(report, options.as_json, out)
     finally:
-        link.close([])
+        client.close()
     return 0
 
 
-def _apply(
-    link: MqttLink, asker: Asker, active: list[Burst], best: Answer, options: AskOptions
-) -> dict[str, object] | None:
+def _apply(client: CristianClient, best: Answer, options: AskOptions) -> dict[str, object] | None:
     """Correct the clock by the best offset, let any slew finish, and measure again."""
-    clock = asker.clock
+    clock = client.clock
     remaining = round(best.sample.offset_s * NS_PER_S) - (clock.adjusted_ns() - best.adjusted_then)
     how = clock.correct(remaining)
     slew_end = clock.slew_end_mono()
     if slew_end is not None:
         time.sleep(max(0, slew_end - clock.monotonic_ns()) / NS_PER_S)
-    deadline = time.monotonic() + options.timeout_s * (options.samples + 1)
-    found = _estimate(_measure(link, asker, active, options.samples, deadline))
+    found = _estimate(client, options)
     if found is None:
         return None
     after = found[0].sample

@@ -43,6 +43,7 @@ SO_TIMESTAMPING = 37
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 _ANCILLARY_SIZE = 256
+_READ_CHUNK = 65536
 _MARKER = SEND_TIME_MARKER.encode()
 mqttprops.install()
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
@@ -117,6 +118,8 @@ class _TimestampingClient(mqtt.Client):
     last_arrival_ns: int | None = None
     last_send_mono: int | None = None
     send_time: Callable[[int], int] | None = None
+    _unread: bytes = b""
+    _unread_at: int = 0
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         self.last_send_mono = mono = time.monotonic_ns()
@@ -131,16 +134,34 @@ class _TimestampingClient(mqtt.Client):
         return super()._sock_send(buf)
 
     def _sock_recv(self, bufsize: int) -> bytes:
+        """paho reads a packet in three or more small reads; serve them from one buffered
+        read, so a burst of packets costs one system call.  Every packet read from a chunk
+        gets the chunk's timestamp, that of its last segment: late for the earlier packets
+        in it, never early, so a delay measured with it can only grow."""
         sock = self._sock
         if type(sock) is not socket.socket:
             return super()._sock_recv(bufsize)
-        data, ancillary, _, _ = sock.recvmsg(bufsize, _ANCILLARY_SIZE)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
-                seconds, nanoseconds = struct.unpack_from("qq", payload)
-                if seconds:
-                    self.last_arrival_ns = seconds * 1_000_000_000 + nanoseconds
-        return data
+        if self._unread_at >= len(self._unread):
+            data, ancillary, _, _ = sock.recvmsg(_READ_CHUNK, _ANCILLARY_SIZE)
+            self.last_arrival_ns = None
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
+                    seconds, nanoseconds = struct.unpack_from("qq", payload)
+                    if seconds:
+                        self.last_arrival_ns = seconds * 1_000_000_000 + nanoseconds
+            self._unread, self._unread_at = data, 0
+        start = self._unread_at
+        self._unread_at = min(start + bufsize, len(self._unread))
+        return self._unread[start : self._unread_at]
+
+    def drop_unread(self) -> None:
+        """Forget what was read from a previous connection's socket."""
+        self._unread, self._unread_at = b"", 0
+
+    @property
+    def buffered(self) -> bool:
+        """Whether bytes already read from the socket await parsing."""
+        return self._unread_at < len(self._unread)
 
 
 class MqttLink:
@@ -263,6 +284,7 @@ class MqttLink:
         self._client.reinitialise()
 
     def _attempt_connect(self) -> None:
+        self._client.drop_unread()
         try:
             self._client.connect(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
         except (OSError, ValueError) as error:
@@ -355,7 +377,6 @@ class MqttLink:
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
     ) -> None:
         arrival = self._client.last_arrival_ns
-        self._client.last_arrival_ns = None
         if arrival is None:
             received_mono = round(message.timestamp * 1e9)
         else:
@@ -377,6 +398,8 @@ class MqttLink:
     def _readable(self) -> bool:
         """Whether more has arrived.  Every waiting packet is read, and so timestamped,
         before any is handled: handling first would add its time to the next one's delay."""
+        if self._client.buffered:
+            return True
         sock = self._client.socket()
         return sock is not None and bool(select.select([sock], [], [], 0)[0])
 

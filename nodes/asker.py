@@ -9,8 +9,11 @@ turned into client-clock readings anchored at t4, so the client's own slews do n
 measurement.
 """
 
+import itertools
 import logging
+import os
 import secrets
+import time
 from dataclasses import dataclass
 
 from clocksync.clock import HOST_TOLERANCE_PPM, NS_PER_S, SoftwareClock
@@ -19,13 +22,15 @@ from clocksync.measurement import Exchange
 from clocksync.messages import TimeRequest, TimeResponse
 from clocksync.participant import receive
 from clocksync.topics import Topics
-from clocksync.transport import Inbound, MqttLink
+from clocksync.transport import BrokerUrl, Inbound, MqttLink
 
 log = logging.getLogger(__name__)
 
 CORRELATION_BYTES = 8
 REQUEST_EXPIRY_S = 1
 """A request the broker could not deliver within this would give a useless sample."""
+PUMP_S = 0.01
+_instances = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -150,3 +155,58 @@ class Burst:
 
     def best(self) -> Answer | None:
         return min(self.answers, key=lambda answer: answer.sample.delay_s, default=None)
+
+
+class CristianClient:
+    """A Cristian client on a connection of its own (`clocksync ask`, tests, benchmarks):
+    answers go to the burst under way."""
+
+    def __init__(
+        self,
+        broker: BrokerUrl,
+        site: str,
+        name: str,
+        clock: SoftwareClock,
+        *,
+        timeout_s: float = 1.0,
+        protocol: str = "5",
+    ) -> None:
+        self.clock = clock
+        topics = Topics(site)
+        self.burst: Burst | None = None
+        self.link = MqttLink(
+            broker,
+            client_id=f"clocksync-{site}-{name}-{os.getpid()}-{next(_instances)}",
+            subscriptions=[topics.cristian_reply(name)],
+            on_message=self._take,
+            on_connected=lambda: None,
+            protocol=protocol,
+        )
+        self.asker = Asker(self.link, clock, topics, name, timeout_s)
+
+    def _take(self, message: Inbound) -> None:
+        if self.burst is not None:
+            self.burst.take(message)
+
+    def start(self, samples: int) -> Burst:
+        self.burst = Burst(self.asker, samples)
+        return self.burst
+
+    def pump(self, timeout_s: float = 0.0) -> None:
+        if self.burst is not None:
+            self.burst.step()
+        self.link.run_once(timeout_s)
+
+    def close(self) -> None:
+        self.link.close([])
+
+
+def run_bursts(clients: list[CristianClient], samples: int, timeout_s: float) -> None:
+    """A burst on every client at once, until all are done or `timeout_s` passes; clients
+    must be connected."""
+    bursts = [client.start(samples) for client in clients]
+    deadline = time.monotonic() + timeout_s
+    wait_s = PUMP_S if len(clients) == 1 else 0.0
+    while not all(burst.done for burst in bursts) and time.monotonic() < deadline:
+        for client in clients:
+            client.pump(wait_s)

@@ -17,7 +17,8 @@ from clocksync.observer import Observer
 from clocksync.timefmt import parse_ns
 from clocksync.topics import Topics
 from clocksync.transport import BrokerUrl, Inbound, MqttLink
-from tests.support import CristianClient, Fleet, run_bursts, run_cli, wait_for_status
+from nodes.asker import run_bursts
+from tests.support import Fleet, cristian_client, run_cli, true_offset_s, wait_for_status
 
 TRUTH_SLACK_S = 5e-6
 """How far the truth itself may be off: each side's truth signal is read between two
@@ -63,17 +64,17 @@ def test_the_error_bound_holds_in_every_sample(
     rng = random.Random(3)
     checked = 0
     for run in range(20):
-        client = CristianClient(broker, site, f"phone-{run}", rng.uniform(-10, 10))
-        run_bursts([client], samples=10)
+        client = cristian_client(broker, site, f"phone-{run}", rng.uniform(-10, 10))
+        run_bursts([client], samples=10, timeout_s=30)
         assert client.burst is not None
         answers = client.burst.answers
         assert len(answers) >= 8
-        truth = client.true_offset_s()
+        truth = true_offset_s(client)
         for answer in answers:
             error = error_of(answer.sample, truth, history, bank)
             assert error <= answer.sample.error_bound_s + TRUTH_SLACK_S, (run, answer)
             checked += 1
-        client.link.close([])
+        client.close()
     assert checked >= 160
     best = min(a.sample.error_bound_s for a in answers)
     assert best < 0.005, "the best of ten loopback exchanges should be bounded within 5 ms"
@@ -84,7 +85,7 @@ def test_fifty_clients_at_once_each_get_their_own_answers(
     broker: BrokerUrl, site: str, bank: str, history: Observer
 ) -> None:
     clients = [
-        CristianClient(broker, site, f"student-{i}", offset_s=(i - 25) * 0.37) for i in range(50)
+        cristian_client(broker, site, f"student-{i}", offset_s=(i - 25) * 0.37) for i in range(50)
     ]
     try:
         run_bursts(clients, samples=4, timeout_s=60)
@@ -92,11 +93,11 @@ def test_fifty_clients_at_once_each_get_their_own_answers(
             assert client.burst is not None
             best = client.burst.best()
             assert best is not None, "every client is answered"
-            error = error_of(best.sample, client.true_offset_s(), history, bank)
+            error = error_of(best.sample, true_offset_s(client), history, bank)
             assert error <= best.sample.error_bound_s + TRUTH_SLACK_S
     finally:
         for client in clients:
-            client.link.close([])
+            client.close()
 
 
 class Spy:
@@ -124,8 +125,8 @@ def test_stale_duplicate_and_foreign_answers_are_dropped(
     broker: BrokerUrl, site: str, bank: str, fleet: Fleet, caplog: pytest.LogCaptureFixture
 ) -> None:
     spy = Spy(broker, site)
-    client = CristianClient(broker, site, "laptop", offset_s=2.0)
-    run_bursts([client], samples=1)
+    client = cristian_client(broker, site, "laptop", offset_s=2.0)
+    run_bursts([client], samples=1, timeout_s=30)
     assert client.burst is not None
     assert len(client.burst.answers) == 1
     spy.pump(0.3)
@@ -154,7 +155,7 @@ def test_stale_duplicate_and_foreign_answers_are_dropped(
     drops = [r.getMessage() for r in caplog.records if "dropped a time response" in r.getMessage()]
     assert sum("no outstanding request" in text for text in drops) >= 3, drops
     assert len(burst.answers) < burst.sent, "the late answer was not used"
-    client.link.close([])
+    client.close()
     spy.link.close([])
 
 
@@ -190,11 +191,11 @@ def test_the_server_keeps_serving_through_garbage(
     assert answered_elsewhere == []
     assert "dropped a bad time-request" in fleet.log_of("bank")
     assert "asks for answers on" in fleet.log_of("bank")
-    client = CristianClient(broker, site, "honest", offset_s=-1.0)
-    run_bursts([client], samples=3)
+    client = cristian_client(broker, site, "honest", offset_s=-1.0)
+    run_bursts([client], samples=3, timeout_s=30)
     assert client.burst is not None
     assert len(client.burst.answers) == 3
-    client.link.close([])
+    client.close()
     spy.link.close([])
 
 
