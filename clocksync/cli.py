@@ -62,7 +62,7 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, log_level: str = "info") -> None:
     parser.add_argument(
         "--broker",
         type=_broker,
@@ -77,7 +77,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="the site: one topic tree per site (default: default)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level", default=log_level, choices=["debug", "info", "warning", "error"]
     )
 
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser(
         "ask", help="measure this clock against the time server (Cristian) and print it"
     )
-    _common(ask)
+    _common(ask, log_level="warning")
     ask.add_argument(
         "--name", type=_name, required=True, help="this client's name; answers come to it"
     )
@@ -269,7 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     _protocol(ask)
     _offset_options(ask, drift_too=False)
 
-    demo = commands.add_parser("demo", help="the Manipal Foodie kitchen on a private broker")
+    demo = commands.add_parser(
+        "demo", help="the Manipal Foodie kitchen, or the Manipal Buddy devices, on a private broker"
+    )
+    demo.add_argument(
+        "scenario",
+        nargs="?",
+        choices=["kitchen", "buddy"],
+        default="kitchen",
+        help="kitchen: Berkeley rounds; buddy: two devices ask the bank (default: kitchen)",
+    )
     demo.add_argument("--seed", type=int, default=7, help="random seed for the clocks")
     demo.add_argument("--interval", type=positive, default=1.0, metavar="SECONDS")
     demo.add_argument("--max-rounds", type=_positive_int, default=20)
@@ -304,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     if args.command == "demo":
         return run_demo(
+            scenario=args.scenario,
             seed=args.seed,
             interval_s=args.interval,
             max_rounds=args.max_rounds,

@@ -1,4 +1,5 @@
-"""`clocksync demo`: the Manipal Foodie kitchen on a private broker.
+"""`clocksync demo`: the Manipal Foodie kitchen on a private broker (and, through
+clocksync.buddy, the Manipal Buddy devices).
 
 Starts its own Mosquitto on a free loopback port, the master (the testing lab's clock) and
 the four production lines as separate processes with seeded random offsets (±5 s) and drifts
@@ -86,24 +87,49 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -> int:
-    """Run the demo; on SIGINT or SIGTERM stop everything it started and return 130."""
+def run_demo(
+    *, scenario: str, seed: int, interval_s: float, max_rounds: int, log_level: str
+) -> int:
+    """Run a demo scenario on a private broker; on SIGINT or SIGTERM stop everything it
+    started and return 130."""
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return _run(seed=seed, interval_s=interval_s, max_rounds=max_rounds, log_level=log_level)
-    except KeyboardInterrupt:
-        print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
-
-
-def _run(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -> int:
-    clocks = kitchen(seed)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         broker = LocalMosquitto().start()
     except BrokerUnavailableError as error:
         print(f"clocksync demo: {error}", file=sys.stderr)
         return 1
-    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        if scenario == "buddy":
+            from clocksync.buddy import run_buddy  # noqa: PLC0415 (it imports this module)
+
+            return run_buddy(broker, processes)
+        return _kitchen(
+            broker,
+            processes,
+            seed=seed,
+            interval_s=interval_s,
+            max_rounds=max_rounds,
+            log_level=log_level,
+        )
+    except KeyboardInterrupt:
+        print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        stop_processes(processes)
+        broker.stop()
+
+
+def _kitchen(
+    broker: LocalMosquitto,
+    processes: list[subprocess.Popen[bytes]],
+    *,
+    seed: int,
+    interval_s: float,
+    max_rounds: int,
+    log_level: str,
+) -> int:
+    clocks = kitchen(seed)
     observer = Observer(broker.url, SITE)
     try:
         print(f"Manipal Foodie: broker {broker.url}, site {SITE}, rounds every {interval_s:g} s")
@@ -129,8 +155,6 @@ def _run(*, seed: int, interval_s: float, max_rounds: int, log_level: str) -> in
         return _watch(observer, interval_s, max_rounds, len(clocks))
     finally:
         observer.close()
-        stop_processes(processes)
-        broker.stop()
 
 
 def _watch(observer: Observer, interval_s: float, max_rounds: int, participants: int) -> int:

@@ -29,6 +29,15 @@ from tests.support import Fleet, run_cli
         (["master", "--samples", "0"], "at least 1"),
         (["master", "--interval", "1", "--reply-timeout", "2"], "reply timeout"),
         (["master", "--site", "a+b"], "invalid name"),
+        (["ask"], "--name"),
+        (["ask", "--name", "phone", "--samples", "0"], "at least 1"),
+        (["ask", "--name", "phone", "--protocol", "4"], "invalid choice"),
+        (["ask", "--name", "phone", "--drift-ppm", "5"], "unrecognized"),
+        (["node", "--name", "KMC", "--samples", "3"], "need --sync cristian"),
+        (["node", "--name", "KMC", "--sync", "ntp"], "invalid choice"),
+        (["node", "--name", "KMC", "--sync", "cristian", "--timeout", "-1"], "positive"),
+        (["timeserver", "--makestep", "0.1", "3"], "unrecognized"),
+        (["demo", "party"], "invalid choice"),
     ],
 )
 def test_bad_arguments_get_a_usage_error(args: list[str], complaint: str) -> None:
@@ -146,3 +155,13 @@ def test_demo_stopped_by_sigterm_stops_everything_it_started() -> None:
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
     assert not [child for child in children if _alive(child)]
+
+
+@pytest.mark.integration
+def test_buddy_demo_shows_both_devices_within_their_bounds() -> None:
+    result = run_cli("demo", "buddy", timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("mobile-app") for line in lines)
+    assert any(line.startswith("web-browser") and " 3.1.1 " in line for line in lines)
+    assert "both devices agree with the bank within their bounds" in result.stdout

@@ -16,9 +16,19 @@ from clocksync.messages import (
     Reply,
     RoundSummary,
     Status,
+    TimeRequest,
+    TimeResponse,
 )
 
-DECODERS = (Poll.decode, Reply.decode, Correction.decode, RoundSummary.decode, Status.decode)
+DECODERS = (
+    Poll.decode,
+    Reply.decode,
+    Correction.decode,
+    RoundSummary.decode,
+    Status.decode,
+    TimeRequest.decode,
+    TimeResponse.decode,
+)
 
 json_values = st.recursive(
     st.none()
@@ -42,6 +52,8 @@ VALID = {
         "lab", 7, 3, NOW, 0.0, 0.002, 0.0, (Participant("lab", "master", 0, 0, 0, False),)
     ).encode(),
     "status": Status("KMC", "node", "online", "berkeley", 0.25, NOW).encode(),
+    "time-request": TimeRequest("phone", NOW, "clocksync/s/cristian/reply/phone", b"id").encode(),
+    "time-response": TimeResponse("bank", "phone", 1, NOW, NOW, 500.0, NOW, b"id").encode(),
 }
 
 
