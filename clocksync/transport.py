@@ -1,4 +1,4 @@
-"""The MQTT edge: the only module that touches paho.
+"""The MQTT edge: with clocksync.mqttprops, the only code that touches paho.
 
 One MQTT connection (5 by default, 3.1.1 for clients that have nothing newer) driven from
 the caller's own thread with `loop()`, not paho's background thread: a message is handled as
