@@ -17,7 +17,7 @@ from clocksync.topics import check_name
 from clocksync.transport import BROKER_ENV, DEFAULT_BROKER, PROTOCOLS, BrokerUrl
 from master.berkeley import BerkeleyMaster
 from master.rounds import MAX_REPLY_TIMEOUT_S, RoundPlan
-from master.timeserver import TimeServer
+from master.timeserver import BUSY_POLL_S, TimeServer
 from nodes.berkeley import BerkeleyNode
 from nodes.cristian import CristianNode
 
@@ -38,6 +38,7 @@ def _number(check: Callable[[float], bool], what: str) -> Callable[[str], float]
 
 
 finite = _number(lambda _: True, "finite")
+non_negative = _number(lambda value: value >= 0, "zero or more")
 positive = _number(lambda value: value > 0, "positive")
 drift = _number(lambda value: abs(value) <= MAX_DRIFT_PPM, f"within ±{MAX_DRIFT_PPM:g} ppm")
 
@@ -238,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's participant name (default: timeserver)",
     )
     timeserver.add_argument("--status-interval", type=positive, default=1.0, metavar="SECONDS")
+    timeserver.add_argument(
+        "--busy-poll",
+        type=non_negative,
+        default=BUSY_POLL_S,
+        metavar="SECONDS",
+        help="after a request, poll instead of sleeping this long, so the next one is "
+        "answered without a wake-up delay; 0 turns it off (default: %(default)g)",
+    )
     _offset_options(timeserver)
 
     ask = commands.add_parser(
@@ -340,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             broker=args.broker,
             clock=SoftwareClock(offset_s=args.offset, drift_ppm=args.drift_ppm),
             status_interval_s=args.status_interval,
+            busy_poll_s=args.busy_poll,
         )
         return server.run(stop)
     clock = _clock(parser, args)

@@ -200,6 +200,7 @@ class MqttLink:
         self._client.on_subscribe = self._handle_subscribe
         self._awaiting_subacks: set[int] = set()
         self._inbox: deque[Inbound] = deque()
+        self.last_delivery_mono = 0
         self._socket_open = False
         self._ready = False
         self._backoff_s = BACKOFF_MIN_S
@@ -406,6 +407,8 @@ class MqttLink:
     def _deliver(self) -> None:
         """Hand received messages to the owner outside paho's callback, where a publish
         is written to the socket at once instead of waiting for the next loop."""
+        if self._inbox:
+            self.last_delivery_mono = time.monotonic_ns()
         while self._inbox:
             inbound = self._inbox.popleft()
             try:
