@@ -9,7 +9,6 @@ the host clock is the truth: `client_host_offset_s` in the JSON lets anyone chec
 """
 
 import json
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from clocksync.cristian import Estimate
 from clocksync.timefmt import format_ns
 from clocksync.transport import BrokerUrl
 from nodes.asker import Answer, CristianClient, run_bursts
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

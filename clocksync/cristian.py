@@ -52,9 +52,14 @@ class TimeSample:
 
     @property
     def error_bound_s(self) -> float:
-        """|offset_s - true offset| is at most this (see the module docstring)."""
+        """|offset_s - true offset| is at most this (see the module docstring).
+
+        The rates can add at most their sum times the true round trip, which is longer
+        than the client measured by at most the client's rate bound.
+        """
         rates = (self.server_rate_ppm + self.client_rate_ppm) * 1e-6
-        return self.delay_s / 2 + rates * self.rtt_s + PRECISION_NS / NS_PER_S
+        true_rtt_s = self.rtt_s / (1 - self.client_rate_ppm * 1e-6)
+        return self.delay_s / 2 + rates * true_rtt_s + PRECISION_NS / NS_PER_S
 
     def implausible(self) -> str | None:
         """Why no honest server could have produced this sample, or None.
@@ -66,8 +71,12 @@ class TimeSample:
         held = exchange.t3 - exchange.t2
         if held < 0:
             return "the server answered before the request arrived"
-        allowance = self.server_rate_ppm * 1e-6 * held + PRECISION_NS
-        if held > exchange.t4 - exchange.t1 + allowance:
+        longest = (
+            (exchange.t4 - exchange.t1)
+            * (1 + self.server_rate_ppm * 1e-6)
+            / (1 - self.client_rate_ppm * 1e-6)
+        )
+        if held > longest + PRECISION_NS:
             return "the server held the request longer than the round trip"
         return None
 
