@@ -153,21 +153,17 @@ def throughput(broker: BrokerUrl, server_pid: int, clients: int, requests: int) 
     mosquitto_pub, mosquitto_sub = (
         shutil.which(name) or f"/usr/bin/{name}" for name in ("mosquitto_pub", "mosquitto_sub")
     )
+    connection = ["-h", broker.host, "-p", str(broker.port), "-V", "5"]
     counter = subprocess.Popen(
         [
             mosquitto_sub,
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-V",
-            "5",
+            *connection,
             "-t",
             f"{topics.prefix}/cristian/reply/#",
             "-F",
             "%U",
             "-W",
-            "20",
+            "15",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -183,12 +179,7 @@ def throughput(broker: BrokerUrl, server_pid: int, clients: int, requests: int) 
             subprocess.Popen(
                 [
                     mosquitto_pub,
-                    "-h",
-                    broker.host,
-                    "-p",
-                    str(broker.port),
-                    "-V",
-                    "5",
+                    *connection,
                     "-t",
                     topics.cristian_request,
                     "-m",

@@ -5,6 +5,7 @@ import json
 import logging
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -199,6 +200,11 @@ def test_the_server_keeps_serving_through_garbage(
     spy.link.close([])
 
 
+def ask_raw(broker: BrokerUrl, site: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`clocksync ask --name phone` on the site, as it finished."""
+    return run_cli("ask", "--broker", str(broker), "--site", site, "--name", "phone", *extra)
+
+
 def ask(broker: BrokerUrl, site: str, *extra: str) -> dict[str, object]:
     result = run_cli("ask", "--broker", str(broker), "--site", site, "--json", *extra)
     assert result.returncode == 0, result.stderr
@@ -257,19 +263,7 @@ def test_ask_apply_brings_the_clock_within_the_bound_of_the_server(
 
 @pytest.mark.integration
 def test_ask_without_a_server_says_so_and_fails(broker: BrokerUrl, site: str) -> None:
-    result = run_cli(
-        "ask",
-        "--broker",
-        str(broker),
-        "--site",
-        site,
-        "--name",
-        "phone",
-        "--samples",
-        "2",
-        "--timeout",
-        "0.3",
-    )
+    result = ask_raw(broker, site, "--samples", "2", "--timeout", "0.3")
     assert result.returncode == 1
     assert "no answer from a time server" in result.stderr
     assert "Traceback" not in result.stderr
@@ -320,17 +314,5 @@ def test_the_master_answers_unless_told_not_to(
     fleet.processes.clear()
     fleet.master("--no-timeserver")
     observer.pump(1.0)
-    result = run_cli(
-        "ask",
-        "--broker",
-        str(broker),
-        "--site",
-        site,
-        "--name",
-        "phone",
-        "--samples",
-        "1",
-        "--timeout",
-        "0.5",
-    )
+    result = ask_raw(broker, site, "--samples", "1", "--timeout", "0.5")
     assert result.returncode == 1
