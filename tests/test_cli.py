@@ -37,6 +37,7 @@ from tests.support import Fleet, run_cli
         (["node", "--name", "KMC", "--sync", "ntp"], "invalid choice"),
         (["node", "--name", "KMC", "--sync", "cristian", "--timeout", "-1"], "positive"),
         (["timeserver", "--makestep", "0.1", "3"], "unrecognized"),
+        (["timeserver", "--busy-poll", "-1"], "zero or more"),
         (["demo", "party"], "invalid choice"),
     ],
 )
