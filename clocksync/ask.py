@@ -100,8 +100,7 @@ def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
 def _apply(client: CristianClient, best: Answer, options: AskOptions) -> dict[str, object] | None:
     """Correct the clock by the best offset, let any slew finish, and measure again."""
     clock = client.clock
-    remaining = round(best.sample.offset_s * NS_PER_S) - (clock.adjusted_ns() - best.adjusted_then)
-    how = clock.correct(remaining)
+    how, _ = clock.correct_measured(round(best.sample.offset_s * NS_PER_S), best.adjusted_then)
     slew_end = clock.slew_end_mono()
     if slew_end is not None:
         time.sleep(max(0, slew_end - clock.monotonic_ns()) / NS_PER_S)

@@ -162,6 +162,13 @@ class SoftwareClock:
     def updates(self) -> int:
         return self._updates
 
+    def correct_measured(self, correction_ns: int, adjusted_then: int) -> tuple[Applied, int]:
+        """Apply a correction computed from a measurement taken when the clock's total
+        adjustment was `adjusted_then`: what was slewed since then is already done.
+        Returns how it was applied and what remained to apply."""
+        remaining = correction_ns - (self.adjusted_ns() - adjusted_then)
+        return self.correct(remaining), remaining
+
     def correct(self, delta_ns: int) -> Applied:
         """Move the clock by `delta_ns` from now on, superseding what is left of a slew.
 

@@ -135,11 +135,10 @@ class Participant(ABC):
     def apply_correction(
         self, correction_s: float, adjusted_then: int, error_bound_s: float | None = None
     ) -> None:
-        """Apply a correction computed from a measurement taken when the clock's total
-        adjustment was `adjusted_then`: what was slewed since then is already done.
-        `error_bound_s`, where known, is how far off the correction may be."""
-        remaining = round(correction_s * NS_PER_S) - (self.clock.adjusted_ns() - adjusted_then)
-        how = self.clock.correct(remaining)
+        """Apply a correction measured when the clock's total adjustment was `adjusted_then`
+        (see SoftwareClock.correct_measured) and report it in the status; `error_bound_s`,
+        where known, is how far off the correction may be."""
+        how, remaining = self.clock.correct_measured(round(correction_s * NS_PER_S), adjusted_then)
         self._last_correction_s = correction_s
         self._last_error_bound_s = error_bound_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG

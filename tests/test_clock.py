@@ -235,3 +235,16 @@ def test_truth_signal_keeps_the_narrowest_bracket() -> None:
     offset, host = clock.host_offset_ns()
     assert offset == second
     assert host == START_WALL + 2 * second + 50
+
+
+def test_a_correction_measured_earlier_subtracts_what_was_slewed_since() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake)
+    clock.correct(1_000_000)  # slewing forwards
+    then = clock.adjusted_ns()
+    fake.advance(4_000_000)  # 4 ms at 83,333 ppm: about 333 µs slewed since
+    slewed = clock.adjusted_ns() - then
+    assert slewed > 300_000
+    how, remaining = clock.correct_measured(500_000, then)
+    assert how is Applied.SLEW
+    assert remaining == 500_000 - slewed
