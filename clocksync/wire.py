@@ -207,8 +207,6 @@ class Message(WireObject):
     """A time field written last, read as late as possible: see encode_stamped."""
 
     def encode(self) -> bytes:
-        if self.stamped is not None:
-            return self.encode_stamped(lambda: int(getattr(self, self.stamped or "")))
         return dump(self.kind, self.to_wire())
 
     def encode_for_send_time(self) -> bytes:
