@@ -31,14 +31,14 @@ import paho.mqtt.client as mqtt
 from fleet import percentile
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from clocksync.clock import NS_PER_S, SoftwareClock
+from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.demo import SimulatedClock, participant_command, stop_processes
-from clocksync.localbroker import LocalMosquitto
-from clocksync.messages import TimeRequest
-from clocksync.observer import Observer
-from clocksync.topics import Topics
+from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.protocol.messages import TimeRequest
+from clocksync.testing.observer import Observer
+from clocksync.protocol.topics import Topics
 from clocksync.transport import BrokerUrl
-from nodes.asker import CristianClient, run_bursts
+from clocksync.nodes.asker import CristianClient, run_bursts
 
 SITE = "bench"
 BLOCK = 100

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clocksync.demo import MASTER, SimulatedClock, participant_command, stop_processes
-from clocksync.localbroker import LocalMosquitto
-from clocksync.messages import RoundSummary
-from clocksync.observer import Observer
+from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.protocol.messages import RoundSummary
+from clocksync.testing.observer import Observer
 from clocksync.transport import BrokerUrl
 
 CONVERGED_S = 0.001

@@ -2,6 +2,6 @@
 
 import sys
 
-from clocksync.cli import main
+from clocksync.app.cli import main
 
 sys.exit(main())

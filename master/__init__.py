@@ -1,1 +1,2 @@
-"""The Berkeley master: polls the nodes, averages, and sends each its correction."""
+"""The master's roles: the Berkeley master, its round bookkeeping, and the time server.
+Installed as clocksync.master."""

@@ -1,55 +1,65 @@
-"""The Berkeley master role: runs a round every interval through the broker.
+"""The Berkeley master role: a round every interval, through the broker.
 
 The nodes to poll are the Berkeley nodes whose retained status says online: a node joins
 by coming online and leaves when its status (or its Last Will) says offline.
 A round: send each node `samples` polls on its own poll topic, paced evenly through the
-round (see master.rounds for why not one broadcast poll); collect replies until the reply
-timeout; per node keep the lowest-delay exchange; average with the master's
-own clock (fault-tolerant, see clocksync.selection); send every node that answered its own
-correction; apply the master's own; publish the round summary.
+round (see clocksync.master.rounds for why not one broadcast poll); collect replies until
+the reply timeout; per node keep the lowest-delay exchange; average with the master's own
+clock (fault-tolerant, see clocksync.core.selection); send every node that answered its own
+correction; apply the master's own; publish the round summary.  A poll's t1 is its send
+instant, which the runner reports back (`sent`).
 Unless told not to, the master also answers Cristian time requests (master.timeserver).
 """
 
 import logging
-import time
+from collections.abc import Hashable
+from dataclasses import dataclass
 
-from clocksync.clock import NS_PER_S, SoftwareClock
-from clocksync.messages import Correction, Poll, Reply, RoundSummary, Status
-from clocksync.participant import Participant
-from clocksync.transport import BrokerUrl, Inbound
-from master.rounds import RoundCollector, RoundPlan, settle
-from master.timeserver import TimeResponder
+from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.master.rounds import RoundCollector, RoundPlan, settle
+from clocksync.master.timeserver import TimeResponder
+from clocksync.protocol.enums import RoleKind, State, SyncMode
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
+from clocksync.roles.participant import Participant, receive
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSent:
+    """The tag of a poll, so that its send instant can be recorded as its t1."""
+
+    round: int
+    node: str
+    seq: int
 
 
 class BerkeleyMaster(Participant):
     """The time daemon's master, its own clock included in every average."""
 
-    role = "master"
-    sync = "berkeley"
+    kind = RoleKind.MASTER
+    sync = SyncMode.BERKELEY
 
     def __init__(
         self,
         *,
         name: str,
         site: str,
-        broker: BrokerUrl,
         clock: SoftwareClock,
         plan: RoundPlan,
         status_interval_s: float | None = None,
         timeserver: bool = True,
     ) -> None:
-        self.epoch = time.time_ns() // 1_000_000
-        self.responder = (
-            TimeResponder(self, disciplined=True, epoch=self.epoch) if timeserver else None
-        )
         super().__init__(
             name=name,
             site=site,
-            broker=broker,
             clock=clock,
             status_interval_s=status_interval_s or plan.interval_s,
+        )
+        self.epoch = clock.host_ns() // 1_000_000
+        self.responder = (
+            TimeResponder(self, disciplined=True, epoch=self.epoch) if timeserver else None
         )
         self.plan = plan
         self._interval_ns = round(plan.interval_s * NS_PER_S)
@@ -59,52 +69,68 @@ class BerkeleyMaster(Participant):
         self._next_round = 0
         self._last_number = 0
 
+    @property
+    def nodes(self) -> frozenset[str]:
+        """The nodes the next round will poll."""
+        return frozenset(self._nodes)
+
     def subscriptions(self) -> list[str]:
         own = [self.topics.all_replies, self.topics.all_status]
-        return own if self.responder is None else [*own, self.responder.subscription]
+        return own if self.responder is None else [*own, self.topics.cristian_request]
 
-    def connected(self) -> None:
+    def connected(self, mono: int) -> None:
         """Wait an interval before the next round, so that the nodes' retained statuses
         (the list of nodes to poll) have arrived."""
-        super().connected()
-        self._next_round = max(self._next_round, self.clock.monotonic_ns() + self._interval_ns)
+        self._next_round = max(self._next_round, mono + self._interval_ns)
+        self._work_due = self._next_round
 
-    def tick(self, mono: int) -> int:
+    def tick(self, mono: int) -> tuple[list[Publish], int]:
         """Start, poll and close rounds as they fall due; a loop, not recursion, because a
         master that fell behind may owe thousands of polls at once."""
+        actions: list[Publish] = []
         while True:
             collector = self._round
             if collector is None:
                 if mono < self._next_round:
-                    return self._next_round
+                    return actions, self._next_round
                 self._start_round(mono)
             elif collector.polls_sent < len(collector.nodes) * self.plan.samples:
                 pace_ns = round(self.plan.poll_pace_s(len(collector.nodes)) * NS_PER_S)
                 next_poll = collector.started_mono + collector.polls_sent * pace_ns
                 if mono < next_poll:
-                    return next_poll
-                self._send_poll(collector)
+                    return actions, next_poll
+                actions.append(self._poll(collector))
             else:
                 close_at = collector.started_mono + self._timeout_ns
                 if mono < close_at:
-                    return close_at
-                self._finish_round(collector)
+                    return actions, close_at
+                actions += self._finish_round(collector)
 
-    def handle(self, message: Inbound) -> None:
+    def handle(self, message: Inbound) -> list[Publish]:
         if message.topic.endswith("/status"):
             self._track(message)
-        elif self.responder is not None and message.topic == self.responder.subscription:
-            self.responder.answer(message)
-        else:
-            self._collect(message)
+            return []
+        if self.responder is not None and message.topic == self.topics.cristian_request:
+            return self.responder.answer(message)
+        self._collect(message)
+        return []
+
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        collector = self._round
+        if isinstance(tag, PollSent) and collector is not None and collector.number == tag.round:
+            collector.poll_sent(tag.node, tag.seq, None if mono is None else self.clock.reading_at(mono))
 
     def _track(self, message: Inbound) -> None:
         """Keep the set of nodes to poll: Berkeley nodes whose status says online."""
-        status = self.receive(message, Status)
+        status = receive(message, Status, self.topics)
         if status is None:
             return
         name = status.name
-        serving = status.role == "node" and status.sync == self.sync and status.state == "online"
+        serving = (
+            status.role == RoleKind.NODE
+            and status.sync == self.sync
+            and status.state == State.ONLINE
+        )
         if serving and name not in self._nodes:
             log.info("polling %s from the next round", name)
             self._nodes.add(name)
@@ -114,7 +140,7 @@ class BerkeleyMaster(Participant):
 
     def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
-        reply = self.receive(message, Reply)
+        reply = receive(message, Reply, self.topics)
         if reply is None:
             return
         refusal = "no round is open" if self._round is None else self._round.add_reply(reply, t4)
@@ -136,21 +162,29 @@ class BerkeleyMaster(Participant):
         else:
             self._next_round += self._interval_ns
 
-    def _send_poll(self, collector: RoundCollector) -> None:
+    def _poll(self, collector: RoundCollector) -> Publish:
         node, seq = collector.next_poll()
         payload = Poll(self.name, node, self.epoch, collector.number, seq).encode()
-        sent = self.link.publish(self.topics.poll(node), payload)
-        collector.poll_sent(node, seq, None if sent is None else self.clock.reading_at(sent))
+        return Publish(self.topics.poll(node), payload, tag=PollSent(collector.number, node, seq))
 
-    def _finish_round(self, collector: RoundCollector) -> None:
+    def _finish_round(self, collector: RoundCollector) -> list[Publish]:
         self._round = None
         samples = collector.best_samples()
         outcome = settle(self.name, samples, min_window_s=self.plan.min_window_s)
-        for node, sample in samples.items():
-            correction = Correction(
-                self.name, node, self.epoch, collector.number, sample.seq, outcome.corrections[node]
+        actions = [
+            Publish(
+                self.topics.correction(node),
+                Correction(
+                    self.name,
+                    node,
+                    self.epoch,
+                    collector.number,
+                    sample.seq,
+                    outcome.corrections[node],
+                ).encode(),
             )
-            self.link.publish(self.topics.correction(node), correction.encode())
+            for node, sample in samples.items()
+        ]
         if samples:
             self.apply_correction(outcome.corrections[self.name], collector.adjusted_at_start)
         missing = collector.missing()
@@ -162,10 +196,10 @@ class BerkeleyMaster(Participant):
             average_s=outcome.selection.average_s,
             window_s=outcome.selection.window_s,
             spread_s=outcome.spread_s,
-            participants=outcome.participants,
+            participants=outcome.entries,
             missing=missing,
         )
-        self.link.publish(self.topics.round, summary.encode(), retain=True, qos=1)
+        actions.append(Publish(self.topics.round, summary.encode(), retain=True, qos=1))
         excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
         log.info(
             "round %d: %d nodes, spread %.6f s, excluded %s%s",
@@ -175,3 +209,4 @@ class BerkeleyMaster(Participant):
             excluded,
             f", missing {', '.join(missing)}" if missing else "",
         )
+        return actions

@@ -11,15 +11,18 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from clocksync.measurement import Exchange
-from clocksync.messages import Participant, Reply
-from clocksync.selection import (
+from clocksync.core.measurement import Exchange
+from clocksync.core.sample import Sample
+from clocksync.core.selection import (
     DEFAULT_MIN_WINDOW_S,
     Selection,
     corrections,
     fault_tolerant_average,
+    lowest_delay,
     spread,
 )
+from clocksync.protocol.enums import RoleKind
+from clocksync.protocol.messages import Reply, RoundEntry
 
 MAX_REPLY_TIMEOUT_S = 2.0
 SEND_SHARE = 0.8
@@ -61,14 +64,6 @@ class RoundPlan:
         return SEND_SHARE * self.timeout_s / max(1, nodes * self.samples)
 
 
-@dataclass(frozen=True)
-class Sample:
-    """A node's answer to poll `seq`."""
-
-    seq: int
-    exchange: Exchange
-
-
 class RoundCollector:
     """The polls of one round, to the nodes known when it began, and the replies they drew.
 
@@ -93,7 +88,7 @@ class RoundCollector:
         self.started_mono = started_mono
         self.adjusted_at_start = adjusted_at_start
         self._sent: dict[tuple[str, int], int | None] = {}
-        self._samples: dict[str, dict[int, Exchange]] = {}
+        self._exchanges: dict[str, dict[int, Exchange]] = {}
         self._precise: dict[str, set[int]] = {}
 
     @property
@@ -101,15 +96,19 @@ class RoundCollector:
         return len(self._sent)
 
     def next_poll(self) -> tuple[str, int]:
-        """The node and sequence number of the next poll: every node's first sample, then
-        every node's second, so that each node's samples spread over the whole round."""
+        """The node and sequence number of the next poll, now counted as sent: every node's
+        first sample, then every node's second, so that each node's samples spread over the
+        whole round.  Its send time is unknown until `poll_sent`."""
         count = self.polls_sent
-        return self.nodes[count % len(self.nodes)], count // len(self.nodes)
+        node, seq = self.nodes[count % len(self.nodes)], count // len(self.nodes)
+        self._sent[node, seq] = None
+        return node, seq
 
     def poll_sent(self, node: str, seq: int, t1: int | None) -> None:
-        """Record poll `seq` to `node`, sent at t1, or None when it did not leave at once
+        """Record that poll `seq` to `node` left at t1, or None when it did not leave at once
         (its send time is then unknown and its reply cannot be used)."""
-        self._sent[node, seq] = t1
+        if (node, seq) in self._sent:
+            self._sent[node, seq] = t1
 
     def add_reply(self, reply: Reply, t4: int) -> str | None:
         """Keep the reply's exchange; return why it was refused, or None when kept."""
@@ -122,7 +121,7 @@ class RoundCollector:
             return f"reply to poll {reply.seq}, whose send time is unknown"
         if reply.sent < reply.received:
             return "reply sent before the poll was received"
-        answers = self._samples.setdefault(reply.node, {})
+        answers = self._exchanges.setdefault(reply.node, {})
         if reply.seq in answers:
             return f"duplicate reply to poll {reply.seq}"
         previous = reply.previous
@@ -139,26 +138,31 @@ class RoundCollector:
         """Per node, its lowest-delay exchange of the round, among those whose precise send
         time arrived if any did."""
         best: dict[str, Sample] = {}
-        for node, answers in self._samples.items():
+        for node, answers in self._exchanges.items():
             precise = self._precise.get(node, set())
-            candidates = {seq: answers[seq] for seq in precise} or answers
-            seq, exchange = min(candidates.items(), key=lambda answer: answer[1].delay_s)
-            best[node] = Sample(seq, exchange)
+            candidates = [
+                Sample(exchange, peer=node, seq=seq)
+                for seq, exchange in answers.items()
+                if seq in precise or not precise
+            ]
+            chosen = lowest_delay(candidates)
+            if chosen is not None:
+                best[node] = chosen
         return best
 
     def missing(self) -> tuple[str, ...]:
         """The nodes polled that never answered."""
-        return tuple(node for node in self.nodes if node not in self._samples)
+        return tuple(node for node in self.nodes if node not in self._exchanges)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a round decided: per participant its offset and correction, master included."""
+    """What a round decided: per clock its offset and correction, master included."""
 
     selection: Selection
     corrections: dict[str, float]
     spread_s: float
-    participants: tuple[Participant, ...]
+    entries: tuple[RoundEntry, ...]
 
 
 def settle(
@@ -168,18 +172,20 @@ def settle(
     min_window_s: float,
 ) -> Outcome:
     """Average the master's clock (offset 0 by definition) with every node that answered."""
-    offsets = {master: 0.0} | {node: s.exchange.offset_s for node, s in samples.items()}
+    offsets = {master: 0.0} | {node: s.offset_s for node, s in samples.items()}
     selection = fault_tolerant_average(offsets, min_window_s=min_window_s)
     correction = corrections(offsets, selection.average_s)
     rows = [
-        Participant(master, "master", 0.0, 0.0, correction[master], master in selection.excluded)
+        RoundEntry(
+            master, RoleKind.MASTER, 0.0, 0.0, correction[master], master in selection.excluded
+        )
     ]
     rows += [
-        Participant(
+        RoundEntry(
             node,
-            "node",
+            RoleKind.NODE,
             offsets[node],
-            samples[node].exchange.delay_s,
+            samples[node].delay_s,
             correction[node],
             node in selection.excluded,
         )

@@ -1,1 +1,2 @@
-"""Nodes: participants whose clocks are disciplined by a master."""
+"""The nodes' roles: the Berkeley node, the Cristian client and the Cristian node.
+Installed as clocksync.nodes."""

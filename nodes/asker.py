@@ -1,71 +1,74 @@
-"""The Cristian client's side of an exchange, over any link: `clocksync ask` and the
-Cristian node share it.
+"""The Cristian client's side of an exchange, without I/O: `clocksync ask`, the Cristian
+node, the tests and the benchmarks share it.
 
 A request goes to the site's request topic with the client's own reply topic and fresh,
 unguessable correlation data: as MQTT 5 properties, or in the payload on a 3.1.1
 connection.  An answer is taken only if it matches an outstanding request (see
-clocksync.cristian.PendingRequests).  t1 and t4 are kept on the host's monotonic clock and
-turned into client-clock readings anchored at t4, so the client's own slews do not enter the
+clocksync.nodes.requests).  t1 and t4 are kept on the host's monotonic clock and turned into
+client-clock readings anchored at t4, so the client's own slews do not enter the
 measurement.
 """
 
-import itertools
 import logging
-import os
 import secrets
-import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from clocksync.clock import HOST_TOLERANCE_PPM, NS_PER_S, SoftwareClock
-from clocksync.cristian import Outstanding, PendingRequests, TimeSample
-from clocksync.measurement import Exchange
-from clocksync.messages import TimeRequest, TimeResponse
-from clocksync.participant import receive
-from clocksync.topics import Topics
-from clocksync.transport import BrokerUrl, Inbound, MqttLink
+from clocksync.core.clock import HOST_TOLERANCE_PPM, NS_PER_S, SoftwareClock
+from clocksync.core.measurement import Exchange
+from clocksync.core.sample import Sample
+from clocksync.core.selection import lowest_delay
+from clocksync.nodes.requests import Outstanding, PendingRequests
+from clocksync.protocol.enums import MqttVersion
+from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
+from clocksync.protocol.messages import TimeRequest, TimeResponse
+from clocksync.protocol.topics import Topics
+from clocksync.roles.participant import receive
 
 log = logging.getLogger(__name__)
 
 CORRELATION_BYTES = 8
 REQUEST_EXPIRY_S = 1
 """A request the broker could not deliver within this would give a useless sample."""
-PUMP_S = 0.01
-_instances = itertools.count()
+IDLE_WAKE_NS = NS_PER_S
 
 
 @dataclass(frozen=True)
-class Answer:
-    """A usable sample, the server that gave it, and the clock's total adjustment when its
-    answer arrived (what a correction computed from it is relative to)."""
+class RequestSent:
+    """The tag of a request, so that its round trip counts from when it really left."""
 
-    sample: TimeSample
-    server: str
-    adjusted_then: int
+    correlation: bytes
 
 
 class Asker:
-    """Asks the site's time server and turns matching answers into samples."""
+    """Makes time requests and turns matching answers into samples."""
 
     def __init__(
-        self, link: MqttLink, clock: SoftwareClock, topics: Topics, name: str, timeout_s: float
+        self,
+        clock: SoftwareClock,
+        topics: Topics,
+        name: str,
+        *,
+        timeout_s: float,
+        protocol: MqttVersion = MqttVersion.V5,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
-        self.link = link
         self.clock = clock
         self.topics = topics
         self.name = name
         self.timeout_ns = round(timeout_s * NS_PER_S)
+        self.protocol = protocol
         self.pending = PendingRequests()
+        self._random_bytes = random_bytes
 
     @property
     def reply_topic(self) -> str:
         return self.topics.cristian_reply(self.name)
 
-    def send(self) -> bool:
-        """Send one request now; False when not connected."""
-        if not self.link.ready:
-            return False
-        correlation = secrets.token_bytes(CORRELATION_BYTES)
-        in_payload = self.link.protocol != "5"
+    def request(self) -> Publish:
+        """A new request, outstanding from now on."""
+        correlation = self._random_bytes(CORRELATION_BYTES)
+        in_payload = self.protocol != MqttVersion.V5
         request = TimeRequest(
             client=self.name,
             sent=0,
@@ -81,24 +84,28 @@ class Asker:
             return echo
 
         payload = request.encode_stamped(stamp)
-        sent_mono = self.link.publish(
+        # Until it is known to have left, the stamp, read earlier, stands in for t1 (an
+        # early t1 only widens the measured delay).
+        waiting = Outstanding(echo, stamped_mono, stamped_mono + self.timeout_ns)
+        self.pending.add(correlation, waiting)
+        return Publish(
             self.topics.cristian_request,
             payload,
             response_topic=self.reply_topic,
             correlation=correlation,
             expiry_s=REQUEST_EXPIRY_S,
+            tag=RequestSent(correlation),
         )
-        # Not written at once: the stamp, read earlier, stands in (an early t1 only widens
-        # the measured delay).
-        sent_mono = sent_mono or stamped_mono
-        self.pending.add(correlation, Outstanding(echo, sent_mono, sent_mono + self.timeout_ns))
-        return True
+
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        if isinstance(tag, RequestSent) and mono is not None:
+            self.pending.left_at(tag.correlation, mono)
 
     def expire(self) -> int:
         """Give up on requests past their timeout; return how many."""
         return self.pending.expire(self.clock.monotonic_ns())
 
-    def handle(self, message: Inbound) -> Answer | None:
+    def take(self, message: Inbound) -> Sample | None:
         """The sample an answer gives, or None (the reason logged)."""
         arrived_mono = message.received_mono
         response = receive(message, TimeResponse, self.topics)
@@ -114,16 +121,18 @@ class Asker:
             return None
         t4 = self.clock.reading_at(arrived_mono)
         t1 = t4 - (arrived_mono - request.sent_mono)
-        sample = TimeSample(
+        sample = Sample(
             Exchange(t1, response.received, response.sent, t4),
-            server_rate_ppm=response.rate_ppm,
-            client_rate_ppm=HOST_TOLERANCE_PPM,
+            peer=response.server,
+            responder_ppm=response.rate_ppm,
+            requester_ppm=HOST_TOLERANCE_PPM,
+            adjusted_ns=self.clock.adjusted_ns(arrived_mono),
         )
         reason = sample.implausible()
         if reason is not None:
             log.warning("dropped a time response from %s: %s", response.server, reason)
             return None
-        return Answer(sample, response.server, self.clock.adjusted_ns(arrived_mono))
+        return sample
 
 
 class Burst:
@@ -135,78 +144,82 @@ class Burst:
         self.asker = asker
         self.wanted = wanted
         self.sent = 0
-        self.answers: list[Answer] = []
+        self.samples: list[Sample] = []
 
     @property
     def done(self) -> bool:
         return self.sent >= self.wanted and not self.asker.pending
 
-    def step(self) -> None:
-        """Time out a lost request and send the next one when due."""
+    def step(self) -> list[Publish]:
+        """Time out a lost request; the next request when due."""
         self.asker.expire()
-        if not self.asker.pending and self.sent < self.wanted and self.asker.send():
-            self.sent += 1
+        if self.asker.pending or self.sent >= self.wanted:
+            return []
+        self.sent += 1
+        return [self.asker.request()]
 
-    def take(self, message: Inbound) -> None:
-        answer = self.asker.handle(message)
-        if answer is not None:
-            self.answers.append(answer)
-        self.step()
+    def take(self, message: Inbound) -> list[Publish]:
+        sample = self.asker.take(message)
+        if sample is not None:
+            self.samples.append(sample)
+        return self.step()
 
-    def best(self) -> Answer | None:
-        return min(self.answers, key=lambda answer: answer.sample.delay_s, default=None)
+    def best(self) -> Sample | None:
+        return lowest_delay(self.samples)
+
+    def next_deadline(self) -> int | None:
+        """When the outstanding request times out, if one is."""
+        return self.asker.pending.next_deadline()
 
 
-class CristianClient:
-    """A Cristian client on a connection of its own (`clocksync ask`, tests, benchmarks):
-    answers go to the burst under way."""
+class Inquirer:
+    """A Cristian client that asks when told to and keeps no status: the role behind
+    `clocksync ask`, and the tests' and benchmarks' clients."""
 
     def __init__(
         self,
-        broker: BrokerUrl,
-        site: str,
-        name: str,
-        clock: SoftwareClock,
         *,
+        name: str,
+        site: str,
+        clock: SoftwareClock,
         timeout_s: float = 1.0,
-        protocol: str = "5",
+        protocol: MqttVersion = MqttVersion.V5,
     ) -> None:
+        self.name = name
         self.clock = clock
-        topics = Topics(site)
+        self.asker = Asker(clock, Topics(site), name, timeout_s=timeout_s, protocol=protocol)
         self.burst: Burst | None = None
-        self.link = MqttLink(
-            broker,
-            client_id=f"clocksync-{site}-{name}-{os.getpid()}-{next(_instances)}",
-            subscriptions=[topics.cristian_reply(name)],
-            on_message=self._take,
-            on_connected=lambda: None,
-            protocol=protocol,
-        )
-        self.asker = Asker(self.link, clock, topics, name, timeout_s)
 
-    def _take(self, message: Inbound) -> None:
-        if self.burst is not None:
-            self.burst.take(message)
-
-    def start(self, samples: int) -> Burst:
+    def start(self, samples: int) -> list[Action]:
+        """Begin a burst of `samples` exchanges (the last one is given up)."""
         self.burst = Burst(self.asker, samples)
-        return self.burst
+        return self.on_timer(self.clock.monotonic_ns())
 
-    def pump(self, timeout_s: float = 0.0) -> None:
-        if self.burst is not None:
-            self.burst.step()
-        self.link.run_once(timeout_s)
+    def subscriptions(self) -> list[str]:
+        return [self.asker.reply_topic]
 
-    def close(self) -> None:
-        self.link.close([])
+    def will(self) -> None:
+        return None
 
+    def goodbye(self) -> list[Publish]:
+        return []
 
-def run_bursts(clients: list[CristianClient], samples: int, timeout_s: float) -> None:
-    """A burst on every client at once, until all are done or `timeout_s` passes; clients
-    must be connected."""
-    bursts = [client.start(samples) for client in clients]
-    deadline = time.monotonic() + timeout_s
-    wait_s = PUMP_S if len(clients) == 1 else 0.0
-    while not all(burst.done for burst in bursts) and time.monotonic() < deadline:
-        for client in clients:
-            client.pump(wait_s)
+    def on_connect(self, mono: int) -> list[Action]:
+        return [Wake(mono + IDLE_WAKE_NS)]
+
+    def on_message(self, message: Inbound) -> list[Action]:
+        if self.burst is None:
+            log.warning("dropped a time response on %s: no request is outstanding", message.topic)
+            return []
+        return [*self.burst.take(message), self._wake(message.received_mono)]
+
+    def on_sent(self, tag: Hashable, mono: int | None) -> None:
+        self.asker.sent(tag, mono)
+
+    def on_timer(self, mono: int) -> list[Action]:
+        sends: list[Action] = [] if self.burst is None else [*self.burst.step()]
+        return [*sends, self._wake(mono)]
+
+    def _wake(self, mono: int) -> Wake:
+        deadline = None if self.burst is None else self.burst.next_deadline()
+        return Wake(mono + IDLE_WAKE_NS if deadline is None else deadline + 1)

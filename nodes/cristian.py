@@ -1,17 +1,20 @@
 """A node disciplined by Cristian's algorithm: it asks the site's time server every interval
 instead of waiting for Berkeley rounds.
 
-Each interval it makes a burst of exchanges (see nodes.asker.Burst) and corrects its clock
-by the lowest-delay one's offset, slewed like a Berkeley node's corrections; its status
-carries the truth signal and the error bound of the last correction.
+Each interval it makes a burst of exchanges (see clocksync.nodes.asker.Burst) and corrects
+its clock by the lowest-delay one's offset, slewed like a Berkeley node's corrections; its
+status carries the truth signal and the error bound of the last correction.
 """
 
 import logging
+import secrets
+from collections.abc import Callable, Hashable
 
-from clocksync.clock import NS_PER_S, SoftwareClock
-from clocksync.participant import Participant
-from clocksync.transport import BrokerUrl, Inbound
-from nodes.asker import Asker, Burst
+from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.nodes.asker import Asker, Burst
+from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.roles.participant import Participant
 
 log = logging.getLogger(__name__)
 
@@ -19,57 +22,67 @@ log = logging.getLogger(__name__)
 class CristianNode(Participant):
     """A device that keeps the time server's clock: the Manipal Buddy phone or laptop."""
 
-    role = "node"
-    sync = "cristian"
+    kind = RoleKind.NODE
+    sync = SyncMode.CRISTIAN
 
     def __init__(
         self,
         *,
         name: str,
         site: str,
-        broker: BrokerUrl,
         clock: SoftwareClock,
         interval_s: float,
         samples: int,
         timeout_s: float,
         status_interval_s: float = 1.0,
-        protocol: str = "5",
+        protocol: MqttVersion = MqttVersion.V5,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
-        super().__init__(
-            name=name,
-            site=site,
-            broker=broker,
-            clock=clock,
-            status_interval_s=status_interval_s,
+        super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
+        self.asker = Asker(
+            clock,
+            self.topics,
+            name,
+            timeout_s=timeout_s,
             protocol=protocol,
+            random_bytes=random_bytes,
         )
-        self.asker = Asker(self.link, clock, self.topics, name, timeout_s)
         self.samples = samples
         self._interval_ns = round(interval_s * NS_PER_S)
         self._burst: Burst | None = None
         self._next_burst = 0
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.cristian_reply(self.name)]
+        return [self.asker.reply_topic]
 
-    def handle(self, message: Inbound) -> None:
-        if self._burst is None:
+    def handle(self, message: Inbound) -> list[Publish]:
+        burst = self._burst
+        if burst is None:
             log.warning("dropped a time response on %s: no request is outstanding", message.topic)
-            return
-        self._burst.take(message)
+            return []
+        sends = burst.take(message)
+        if burst.done:
+            self.work_now()
+        return sends
 
-    def tick(self, mono: int) -> int:
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        self.asker.sent(tag, mono)
+
+    def tick(self, mono: int) -> tuple[list[Publish], int]:
         burst = self._burst
         if burst is None:
             if mono < self._next_burst:
-                return self._next_burst
+                return [], self._next_burst
             burst = self._burst = Burst(self.asker, self.samples)
             self._next_burst = mono + self._interval_ns
-        burst.step()
+        sends = burst.step()
         if burst.done:
             self._finish(burst)
-            return self._next_burst
-        return min(mono + self.asker.timeout_ns, self._next_burst)
+            return sends, self._next_burst
+        # The burst under way waits for its answer or its timeout, even past the next
+        # interval: waking for the interval would only spin.
+        deadline = burst.next_deadline()
+        return sends, mono + self.asker.timeout_ns if deadline is None else deadline + 1
 
     def _finish(self, burst: Burst) -> None:
         self._burst = None
@@ -77,13 +90,12 @@ class CristianNode(Participant):
         if best is None:
             log.warning("no answer from a time server on %s", self.topics.cristian_request)
             return
-        sample = best.sample
         log.info(
             "offset %+.6f s ± %.6f s (delay %.6f s, %d of %d answered)",
-            sample.offset_s,
-            sample.error_bound_s,
-            sample.delay_s,
-            len(burst.answers),
+            best.offset_s,
+            best.error_bound_s,
+            best.delay_s,
+            len(burst.samples),
             burst.wanted,
         )
-        self.apply_correction(sample.offset_s, best.adjusted_then, sample.error_bound_s)
+        self.apply_correction(best.offset_s, best.adjusted_ns, best.error_bound_s)

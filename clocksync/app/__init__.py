@@ -1,0 +1,1 @@
+"""The applications: the `clocksync` command, `ask`, and the two demos."""

@@ -1,0 +1,134 @@
+"""`clocksync demo`: the Manipal Foodie kitchen on a private broker (and, through
+clocksync.app.buddy, the Manipal Buddy devices).
+
+Starts its own Mosquitto on a free loopback port, the master (the testing lab's clock) and
+the four production lines as separate processes with seeded random offsets (±5 s) and drifts
+(±100 ppm), prints every round's spread, as the master measured it and as the truth signal
+shows it, until the kitchen agrees to within a millisecond, then stops all it started.
+"""
+
+import random
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from clocksync.app.buddy import run_buddy
+from clocksync.testing.localbroker import BrokerUnavailableError, LocalMosquitto
+from clocksync.testing.observer import Observer
+from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
+
+LINES = ("KMC", "MIT", "TAPMI", "SOLS")
+MASTER = "lab"
+SITE = "manipal-foodie"
+CONVERGED_S = 0.001
+
+
+def kitchen(seed: int) -> list[ClockSpec]:
+    """The master and the four lines, each with a seeded random offset and drift."""
+    rng = random.Random(seed)
+    return [
+        ClockSpec(name, rng.uniform(-5, 5), rng.uniform(-100, 100)) for name in (MASTER, *LINES)
+    ]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:12.3f} ms"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(
+    *, scenario: str, seed: int, interval_s: float, max_rounds: int, log_level: str
+) -> int:
+    """Run a demo scenario on a private broker; on SIGINT or SIGTERM stop everything it
+    started and return 130."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        broker = LocalMosquitto().start()
+    except BrokerUnavailableError as error:
+        print(f"clocksync demo: {error}", file=sys.stderr)
+        return 1
+    try:
+        if scenario == "buddy":
+            return run_buddy(broker, processes)
+        return _kitchen(
+            broker,
+            processes,
+            seed=seed,
+            interval_s=interval_s,
+            max_rounds=max_rounds,
+            log_level=log_level,
+        )
+    except KeyboardInterrupt:
+        print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        stop_processes(processes)
+        broker.stop()
+
+
+def _kitchen(
+    broker: LocalMosquitto,
+    processes: list[subprocess.Popen[bytes]],
+    *,
+    seed: int,
+    interval_s: float,
+    max_rounds: int,
+    log_level: str,
+) -> int:
+    clocks = kitchen(seed)
+    observer = Observer(broker.url, SITE)
+    try:
+        print(f"Manipal Foodie: broker {broker.url}, site {SITE}, rounds every {interval_s:g} s")
+        for clock in clocks:
+            role = "master" if clock.name == MASTER else "node"
+            print(
+                f"  {clock.name:6} {role:6} offset {clock.offset_s:+.3f} s, "
+                f"drift {clock.drift_ppm:+.1f} ppm"
+            )
+        master, *lines = clocks
+        common = ["--log-level", log_level]
+        for line in lines:
+            command = participant_command("node", line, broker.url, SITE, common)
+            processes.append(subprocess.Popen(command))
+        if not observer.wait_for(lambda: len(observer.true_offsets()) == len(lines), 15):
+            print("clocksync demo: the lines did not come online", file=sys.stderr)
+            return 1
+        command = participant_command(
+            "master", master, broker.url, SITE, [*common, "--interval", repr(interval_s)]
+        )
+        processes.append(subprocess.Popen(command))
+        print(f"{'round':>5} {'measured spread':>18} {'true spread':>15}  excluded")
+        return _watch(observer, interval_s, max_rounds, len(clocks))
+    finally:
+        observer.close()
+
+
+def _watch(observer: Observer, interval_s: float, max_rounds: int, participants: int) -> int:
+    seen = 0
+    while seen < max_rounds:
+        if not observer.wait_for_rounds(seen + 1, 10 * interval_s + 10):
+            print(
+                "clocksync demo: no round summary arrived; is the master running?", file=sys.stderr
+            )
+            return 1
+        summary = observer.rounds[seen]
+        seen += 1
+        observer.pump(interval_s / 4)
+        truth = observer.true_offsets()
+        true_spread = max(truth.values()) - min(truth.values())
+        excluded = ", ".join(p.name for p in summary.participants if p.excluded) or "-"
+        print(f"{summary.round:5d} {_ms(summary.spread_s):>18} {_ms(true_spread):>15}  {excluded}")
+        complete = len(summary.participants) == participants and len(truth) == participants
+        if complete and summary.spread_s <= CONVERGED_S and true_spread <= CONVERGED_S:
+            print(
+                f"converged: all {participants} clocks within {_ms(true_spread).strip()} "
+                f"of each other after {summary.round} rounds"
+            )
+            return 0
+    print(f"clocksync demo: not converged after {max_rounds} rounds", file=sys.stderr)
+    return 1

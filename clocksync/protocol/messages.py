@@ -1,0 +1,204 @@
+"""The messages of the protocol (the wire format itself is clocksync.wire).
+
+Messages from the master carry `epoch`, the master's incarnation, so that a later election
+can fence off a deposed master; a reply or correction is matched on epoch, round and poll
+sequence together.  `subject` names the field that must agree with the participant named in
+the topic, so that no participant can speak for another.
+"""
+
+from dataclasses import dataclass, field
+from typing import Annotated, ClassVar
+
+from clocksync.protocol.wire import (
+    NAME,
+    AnyRole,
+    AnyState,
+    AnySync,
+    Count,
+    Flag,
+    MaybeCorrelation,
+    MaybeSeconds,
+    MaybeTime,
+    MaybeTopic,
+    Message,
+    MessageError,
+    Name,
+    Ppm,
+    Seconds,
+    Time,
+    WireObject,
+    listing,
+    optional,
+)
+
+# MessageError is re-exported: callers of decode() catch it from here.
+__all__ = [
+    "Correction",
+    "MessageError",
+    "Poll",
+    "PreviousSend",
+    "Reply",
+    "RoundEntry",
+    "RoundSummary",
+    "Status",
+    "TimeRequest",
+    "TimeResponse",
+]
+
+MAX_SUMMARY_PAYLOAD = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _ToNode(Message):
+    """What the master says to one node about one poll of a round."""
+
+    subject: ClassVar[str] = "node"
+    master: Name
+    node: Name
+    epoch: Count
+    round: Count
+    seq: Count
+
+
+@dataclass(frozen=True)
+class Poll(_ToNode):
+    """Master to one node: "send me your clock".
+
+    It carries no send time: the master keeps t1 itself, read just before the send system
+    call, after the payload is made.
+    """
+
+    kind: ClassVar[str] = "poll"
+
+
+@dataclass(frozen=True)
+class PreviousSend(WireObject):
+    """When this node's reply to poll `seq` of the same round really left (interleaved mode).
+
+    A reply's `sent` is read before the reply is encoded and handed to the socket, and on a
+    busy host the process can be preempted in between.  The moment just before the send
+    system call is only known afterwards, so it rides on the next reply, as in NTP's
+    interleaved mode.
+    """
+
+    seq: Count
+    sent: Time
+
+
+@dataclass(frozen=True)
+class Reply(Message):
+    """Node to master: t2 (`received`) and t3 (`sent`) on the node's clock, and the precise
+    send time of its previous reply in the round (null in a round's first reply)."""
+
+    kind: ClassVar[str] = "reply"
+    subject: ClassVar[str] = "node"
+    stamped: ClassVar[str] = "sent"
+    node: Name
+    epoch: Count
+    round: Count
+    seq: Count
+    received: Time
+    sent: Time
+    previous: Annotated[PreviousSend | None, optional(PreviousSend.codec())] = None
+
+
+@dataclass(frozen=True)
+class Correction(_ToNode):
+    """Master to one node: add `correction_s` to the clock as it was when it answered `seq`."""
+
+    kind: ClassVar[str] = "correction"
+    correction_s: Seconds
+
+
+@dataclass(frozen=True)
+class RoundEntry(WireObject):
+    """One clock's line of a round summary.  Offsets are its clock minus the master's."""
+
+    name: Name
+    role: AnyRole
+    offset_s: Seconds
+    delay_s: Seconds
+    correction_s: Seconds
+    excluded: Flag
+
+
+@dataclass(frozen=True)
+class RoundSummary(Message):
+    """What the master did in one round; retained, for monitors and for people."""
+
+    kind: ClassVar[str] = "round"
+    limit: ClassVar[int] = MAX_SUMMARY_PAYLOAD
+    master: Name
+    epoch: Count
+    round: Count
+    started: Time
+    average_s: Seconds
+    window_s: Seconds
+    spread_s: Seconds
+    participants: Annotated[tuple[RoundEntry, ...], listing(RoundEntry.codec())]
+    missing: Annotated[tuple[str, ...], listing(NAME)] = field(default=())
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    """A participant's retained status; `host_offset_s` is the truth signal.
+
+    `host_offset_s` is the participant's clock minus its host's system clock at `host_time`
+    (host clock), so anyone on the same host can check accuracy without trusting clocksync.
+    A Last Will carries null for the measured fields, since it was written at connect time.
+    `error_bound_s` is how far off the last correction could have been, where the
+    participant knows it (a Cristian node).
+    """
+
+    kind: ClassVar[str] = "status"
+    subject: ClassVar[str] = "name"
+    name: Name
+    role: AnyRole
+    state: AnyState
+    sync: AnySync
+    host_offset_s: MaybeSeconds = None
+    host_time: MaybeTime = None
+    last_correction_s: MaybeSeconds = None
+    slew_remaining_s: MaybeSeconds = None
+    updates: Count = 0
+    error_bound_s: MaybeSeconds = None
+
+
+@dataclass(frozen=True)
+class TimeRequest(Message):
+    """Client to time server: "what time is it?" (Cristian).
+
+    `sent` is the client's clock as the request is sent; the server echoes it, so an answer
+    can be matched to its request.  With MQTT 5 the reply topic and correlation data travel
+    as the Response Topic and Correlation Data properties; a client on an MQTT 3.1.1
+    connection puts them in `reply_to` and `correlation` instead.
+    """
+
+    kind: ClassVar[str] = "time-request"
+    stamped: ClassVar[str] = "sent"
+    client: Name
+    sent: Time
+    reply_to: MaybeTopic = None
+    correlation: MaybeCorrelation = None
+
+
+@dataclass(frozen=True)
+class TimeResponse(Message):
+    """Time server to client: t2 (`received`) and t3 (`sent`) on the server's clock.
+
+    `echo` is the request's `sent`; `rate_ppm` bounds how far the server's clock rate may be
+    from true time while the answer travels (see clocksync.cristian); `epoch` is the
+    server's incarnation.  `correlation` is set when the request carried it in its payload.
+    """
+
+    kind: ClassVar[str] = "time-response"
+    subject: ClassVar[str] = "client"
+    stamped: ClassVar[str] = "sent"
+    server: Name
+    client: Name
+    epoch: Count
+    echo: Time
+    received: Time
+    rate_ppm: Ppm
+    sent: Time
+    correlation: MaybeCorrelation = None

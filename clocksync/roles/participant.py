@@ -1,0 +1,149 @@
+"""What the roles with a retained status share: a clock, its discipline, the heartbeat.
+
+A role (Berkeley master, Berkeley node, time server, Cristian node) subclasses Participant,
+says what to subscribe to, answers messages in `handle` and does its timed work in `tick`;
+both return the messages to publish.  The base turns that into the Role interface
+(clocksync.roles.role), adds the status heartbeat and the wake-up times, and applies
+corrections to the clock.  No I/O: the messages are only returned.
+"""
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import replace
+from typing import ClassVar, TypeVar
+
+from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
+from clocksync.protocol.enums import RoleKind, State, SyncMode
+from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
+from clocksync.protocol.messages import Status
+from clocksync.protocol.topics import Topics, check_name
+from clocksync.protocol.wire import Message, MessageError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
+
+IDLE_NS = 3600 * NS_PER_S
+"""How long a role with no timed work of its own lets the status heartbeat set its wake-ups."""
+
+
+def receive(message: Inbound, kind: type[M], topics: Topics) -> M | None:
+    """`message` decoded as a `kind`, or None, the reason logged: a bad payload, or one
+    that speaks for another participant than its topic names."""
+    try:
+        decoded = kind.decode(message.payload)
+    except MessageError as error:
+        log.warning("dropped a bad %s on %s: %s", kind.kind, message.topic, error)
+        return None
+    subject = None if kind.subject is None else getattr(decoded, kind.subject)
+    if subject is not None and subject != topics.name_in(message.topic):
+        log.warning("dropped a %s for %r on %s", kind.kind, subject, message.topic)
+        return None
+    return decoded
+
+
+class Participant(ABC):
+    """A clock with a retained status topic; subclasses add the protocol."""
+
+    kind: ClassVar[RoleKind]
+    sync: ClassVar[SyncMode]
+
+    def __init__(
+        self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float
+    ) -> None:
+        self.name = check_name(name)
+        self.topics = Topics(site)
+        self.clock = clock
+        self._status_interval_ns = round(status_interval_s * NS_PER_S)
+        self._status_due = 0
+        self._work_due = 0
+        self._last_correction_s: float | None = None
+        self._last_error_bound_s: float | None = None
+
+    @abstractmethod
+    def subscriptions(self) -> list[str]:
+        """Topic filters to subscribe to on every (re)connect."""
+
+    @abstractmethod
+    def handle(self, message: Inbound) -> list[Publish]:
+        """Answer one message; bad input is logged and dropped, never raised."""
+
+    def tick(self, mono: int) -> tuple[list[Publish], int]:
+        """Do the work due at monotonic instant `mono`; return what to publish and when
+        next to be called.  Roles that only react to messages have none."""
+        return [], mono + IDLE_NS
+
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        """A tagged message left at `mono` (None: it did not leave); by default ignored."""
+
+    def connected(self, mono: int) -> None:
+        """Called on every (re)connect, before the status goes out."""
+
+    def will(self) -> Publish:
+        return self._status(State.OFFLINE, measured=False)
+
+    def goodbye(self) -> list[Publish]:
+        return [self._status(State.OFFLINE, measured=True)]
+
+    def on_connect(self, mono: int) -> list[Action]:
+        """Say at once that this participant is online."""
+        self._status_due = mono
+        self.connected(mono)
+        return self.on_timer(mono)
+
+    def on_message(self, message: Inbound) -> list[Action]:
+        return [*self.handle(message), self._wake()]
+
+    def on_sent(self, tag: Hashable, mono: int | None) -> None:
+        self.sent(tag, mono)
+
+    def on_timer(self, mono: int) -> list[Action]:
+        actions: list[Action] = []
+        if mono >= self._status_due:
+            actions.append(self.status())
+        if mono >= self._work_due:
+            work, self._work_due = self.tick(mono)
+            actions += work
+        actions.append(self._wake())
+        return actions
+
+    def work_now(self) -> None:
+        """Have `tick` called as soon as the current input is handled."""
+        self._work_due = 0
+
+    def status(self) -> Publish:
+        """The online status, now; the next is due a status interval later."""
+        self._status_due = self.clock.monotonic_ns() + self._status_interval_ns
+        return self._status(State.ONLINE, measured=True)
+
+    def apply_correction(
+        self, correction_s: float, adjusted_then: int, error_bound_s: float | None = None
+    ) -> None:
+        """Apply a correction measured when the clock's total adjustment was `adjusted_then`
+        (see SoftwareClock.correct_measured) and report it in the status, once any slew is
+        done; `error_bound_s`, where known, is how far off the correction may be."""
+        how, remaining = self.clock.correct_measured(round(correction_s * NS_PER_S), adjusted_then)
+        self._last_correction_s = correction_s
+        self._last_error_bound_s = error_bound_s
+        level = logging.WARNING if how is Applied.STEP else logging.DEBUG
+        log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
+        self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
+
+    def _wake(self) -> Wake:
+        return Wake(min(self._status_due, self._work_due))
+
+    def _status(self, state: State, *, measured: bool) -> Publish:
+        status = Status(
+            name=self.name, role=self.kind, state=state, sync=self.sync, updates=self.clock.updates
+        )
+        if measured:
+            offset_ns, host_ns = self.clock.host_offset_ns()
+            status = replace(
+                status,
+                host_offset_s=offset_ns / NS_PER_S,
+                host_time=host_ns,
+                last_correction_s=self._last_correction_s,
+                slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
+                error_bound_s=self._last_error_bound_s,
+            )
+        return Publish(self.topics.status(self.name), status.encode(), retain=True, qos=1)

@@ -1,0 +1,111 @@
+"""A private Mosquitto on a free loopback port, for the demo, the tests and the benchmarks.
+
+It runs the same settings as broker/mosquitto.conf, bound to 127.0.0.1 only, and is
+always stopped on leaving the `with` block, whatever happened inside it.
+"""
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from clocksync.transport.url import BrokerUrl
+
+SBIN_MOSQUITTO = Path("/usr/sbin/mosquitto")
+START_TIMEOUT_S = 10.0
+SETTINGS = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 100000
+log_dest stderr
+log_type error
+log_type warning
+"""
+
+
+class BrokerUnavailableError(RuntimeError):
+    """Mosquitto is not installed or would not start."""
+
+
+def find_mosquitto() -> str:
+    """The mosquitto binary; Debian installs it outside an ordinary user's PATH."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    if SBIN_MOSQUITTO.exists():
+        return str(SBIN_MOSQUITTO)
+    raise BrokerUnavailableError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalMosquitto:
+    """`with LocalMosquitto() as broker:` gives a running broker at `broker.url`.
+
+    `port` 0 picks a free one; a given port lets a test restart a broker where it was.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._workdir = tempfile.TemporaryDirectory(prefix="clocksync-broker-")
+        self._process: subprocess.Popen[bytes] | None = None
+        self.port = port
+
+    @property
+    def url(self) -> BrokerUrl:
+        return BrokerUrl("127.0.0.1", self.port)
+
+    def start(self) -> "LocalMosquitto":
+        binary = find_mosquitto()
+        self.port = self.port or free_port()
+        config = Path(self._workdir.name) / "mosquitto.conf"
+        config.write_text(SETTINGS.format(port=self.port))
+        log_path = Path(self._workdir.name) / "mosquitto.log"
+        with log_path.open("wb") as log_file:
+            self._process = subprocess.Popen(
+                [binary, "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            return self
+        output = log_path.read_text(errors="replace").strip()
+        self.stop()
+        raise BrokerUnavailableError(f"mosquitto did not start on port {self.port}: {output}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        self._workdir.cleanup()
+
+    def __enter__(self) -> "LocalMosquitto":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,105 @@
+"""A passive watcher of one site: the latest status of every participant and every round
+summary.  The demo, the tests and the benchmarks judge accuracy through it, from the truth
+signal the participants publish, never from what the master believes."""
+
+import bisect
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from clocksync.protocol.enums import State
+from clocksync.protocol.envelope import Inbound
+from clocksync.protocol.messages import MessageError, RoundSummary, Status
+from clocksync.protocol.topics import Topics
+from clocksync.transport.link import MqttLink
+from clocksync.transport.url import BrokerUrl
+
+log = logging.getLogger(__name__)
+_instances = itertools.count()
+
+
+class Observer:
+    """Subscribes to every status and to the round summaries of a site."""
+
+    def __init__(self, broker: BrokerUrl, site: str, *, keep_history: bool = False) -> None:
+        self.topics = Topics(site)
+        self.statuses: dict[str, Status] = {}
+        self.history: dict[str, list[Status]] | None = {} if keep_history else None
+        self.rounds: list[RoundSummary] = []
+        self.link = MqttLink(
+            broker,
+            client_id=f"clocksync-observer-{os.getpid()}-{next(_instances)}",
+            subscriptions=[self.topics.all_status, self.topics.round],
+        )
+
+    def _handle(self, message: Inbound) -> None:
+        try:
+            if message.topic == self.topics.round:
+                self.rounds.append(RoundSummary.decode(message.payload))
+            else:
+                status = Status.decode(message.payload)
+                self.statuses[status.name] = status
+                if self.history is not None:
+                    self.history.setdefault(status.name, []).append(status)
+        except MessageError as error:
+            log.warning("dropped a bad message on %s: %s", message.topic, error)
+
+    def pump(self, seconds: float) -> None:
+        """Handle traffic for `seconds`."""
+        self.wait_for(lambda: False, seconds)
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Handle traffic until `condition()` holds or `timeout_s` passes; say which."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for event in self.link.poll(min(remaining, 0.05)):
+                if isinstance(event, Inbound):
+                    self._handle(event)
+        return True
+
+    def wait_for_rounds(self, count: int, timeout_s: float) -> bool:
+        """Wait until `count` round summaries have arrived in all."""
+        return self.wait_for(lambda: len(self.rounds) >= count, timeout_s)
+
+    def true_offsets(self) -> dict[str, float]:
+        """Each online participant's clock minus its host clock, as it last reported."""
+        return {
+            name: status.host_offset_s
+            for name, status in self.statuses.items()
+            if status.state == State.ONLINE and status.host_offset_s is not None
+        }
+
+    def distances_from(self, reference: str) -> dict[str, float]:
+        """|participant - reference| for every other online participant, from the truth
+        signal; empty until the reference has reported."""
+        truth = self.true_offsets()
+        if reference not in truth:
+            return {}
+        return {
+            name: abs(offset - truth[reference])
+            for name, offset in truth.items()
+            if name != reference
+        }
+
+    def offset_at(self, name: str, host_time: int) -> float | None:
+        """A participant's truth offset at `host_time` (ns, host clock), interpolated between
+        the two statuses around it; None outside its history.  Needs `keep_history`."""
+        history = (self.history or {}).get(name, [])
+        times = [status.host_time or 0 for status in history]
+        index = bisect.bisect_left(times, host_time)
+        if index == 0 or index == len(history):
+            return None
+        before, after = history[index - 1].host_offset_s, history[index].host_offset_s
+        if before is None or after is None:
+            return None
+        span = times[index] - times[index - 1]
+        weight = (host_time - times[index - 1]) / span if span else 0.0
+        return before + weight * (after - before)
+
+    def close(self) -> None:
+        self.link.close([])

@@ -1,0 +1,317 @@
+"""Berkeley end to end: a master and nodes as separate processes on a real Mosquitto.
+
+Accuracy is judged from the truth signal (each clock's offset from its host clock, which
+here is the same host clock for all), never from what the master reports.
+"""
+
+import json
+import random
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
+from clocksync.testing.observer import Observer
+from clocksync.protocol.topics import Topics
+from clocksync.transport import BrokerUrl, Inbound, MqttLink
+from tests.support import Fleet
+
+pytestmark = pytest.mark.integration
+
+LINES = ("KMC", "MIT", "TAPMI", "SOLS")
+ROUND_TIMEOUT_S = 15.0
+
+
+def true_distances(observer: Observer) -> dict[str, float]:
+    """|participant - master| for every online participant, from the truth signal."""
+    return observer.distances_from("lab")
+
+
+def settle_statuses(observer: Observer) -> None:
+    """Let the statuses published after the latest corrections arrive."""
+    observer.pump(0.3)
+
+
+def wait_rounds(observer: Observer, count: int) -> RoundSummary:
+    assert observer.wait_for_rounds(count, ROUND_TIMEOUT_S + count), (
+        f"only {len(observer.rounds)} of {count} rounds arrived"
+    )
+    return observer.rounds[count - 1]
+
+
+def wait_online(observer: Observer, names: list[str]) -> None:
+    assert observer.wait_for(
+        lambda: all(
+            name in observer.statuses and observer.statuses[name].state == "online"
+            for name in names
+        ),
+        ROUND_TIMEOUT_S,
+    ), f"not all of {names} came online: {sorted(observer.statuses)}"
+
+
+def test_four_lines_reach_a_millisecond_of_the_master_within_five_rounds(
+    fleet: Fleet, observer: Observer
+) -> None:
+    rng = random.Random(20261128)
+    for line in LINES:
+        fleet.start("node", line, rng.uniform(-5, 5), rng.uniform(-100, 100))
+    wait_online(observer, list(LINES))
+    fleet.master(offset_s=rng.uniform(-5, 5), drift_ppm=rng.uniform(-100, 100))
+    start = observer.rounds[-1].round if observer.rounds else 0
+    first = wait_rounds(observer, len(observer.rounds) + 1)
+    assert first.spread_s > 0.1, "the clocks should start seconds apart"
+    assert {p.name for p in first.participants} == {"lab", *LINES}
+    wait_rounds(observer, 5 + start)
+    settle_statuses(observer)
+    distances = true_distances(observer)
+    assert set(distances) == set(LINES)
+    assert max(distances.values()) <= 0.001, distances
+    statuses = observer.statuses
+    assert statuses["lab"].role == "master"
+    assert all(statuses[line].role == "node" for line in LINES)
+    assert all(statuses[line].sync == "berkeley" for line in LINES)
+
+
+def test_a_node_an_hour_off_is_excluded_and_moves_nobody(fleet: Fleet, observer: Observer) -> None:
+    for line, offset in zip(LINES[:3], (0.4, -0.3, 0.1), strict=True):
+        fleet.start("node", line, offset)
+    fleet.start("node", "SOLS", 3600.0)
+    wait_online(observer, list(LINES))
+    fleet.master()
+    first = wait_rounds(observer, 1)
+    rows = {row.name: row for row in first.participants}
+    assert set(rows) == {"lab", *LINES}
+    assert rows["SOLS"].excluded
+    assert not any(rows[name].excluded for name in ("lab", "KMC", "MIT", "TAPMI"))
+    assert -0.5 < first.average_s < 0.5
+    assert rows["SOLS"].correction_s == pytest.approx(first.average_s - 3600.0, abs=0.01)
+    wait_rounds(observer, 5)
+    settle_statuses(observer)
+    truth = observer.true_offsets()
+    assert abs(truth["lab"]) < 0.5, "the master was dragged by the wild clock"
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
+
+
+def test_a_node_killed_mid_run_does_not_stop_the_rounds(fleet: Fleet, observer: Observer) -> None:
+    for line in LINES:
+        fleet.start("node", line, random.uniform(-1, 1))
+    wait_online(observer, list(LINES))
+    fleet.master()
+    wait_rounds(observer, 3)
+    fleet.processes["MIT"].send_signal(signal.SIGKILL)
+    assert observer.wait_for(lambda: observer.statuses["MIT"].state == "offline", 10), (
+        "the Last Will did not mark the killed node offline"
+    )
+    killed_at = len(observer.rounds)
+    later = wait_rounds(observer, killed_at + 3)
+    names = {row.name for row in later.participants}
+    assert names == {"lab", "KMC", "TAPMI", "SOLS"}
+    assert later.missing == (), "a node known to be offline is not polled"
+    settle_statuses(observer)
+    distances = true_distances(observer)
+    assert set(distances) == {"KMC", "TAPMI", "SOLS"}
+    assert max(distances.values()) <= 0.001, distances
+
+
+def test_a_frozen_node_is_reported_missing_and_rejoins(fleet: Fleet, observer: Observer) -> None:
+    for line in LINES[:3]:
+        fleet.start("node", line, random.uniform(-1, 1))
+    wait_online(observer, list(LINES[:3]))
+    fleet.master()
+    wait_rounds(observer, 3)
+    frozen = fleet.processes["MIT"]
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        stopped_at = len(observer.rounds)
+        later = wait_rounds(observer, stopped_at + 3)
+        assert later.missing == ("MIT",)
+        assert {row.name for row in later.participants} == {"lab", "KMC", "TAPMI"}
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    resumed_at = len(observer.rounds)
+    latest = wait_rounds(observer, resumed_at + 3)
+    assert latest.missing == ()
+    assert "MIT" in {row.name for row in latest.participants}
+    settle_statuses(observer)
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
+
+
+def test_a_node_that_joins_later_is_picked_up(fleet: Fleet, observer: Observer) -> None:
+    fleet.start("node", "KMC", 1.0)
+    wait_online(observer, ["KMC"])
+    fleet.master()
+    wait_rounds(observer, 2)
+    fleet.start("node", "TAPMI", -2.0, 50.0)
+    wait_online(observer, ["TAPMI"])
+    joined = len(observer.rounds)
+    wait_rounds(observer, joined + 4)
+    assert {row.name for row in observer.rounds[-1].participants} == {"lab", "KMC", "TAPMI"}
+    settle_statuses(observer)
+    assert max(true_distances(observer).values()) <= 0.001, true_distances(observer)
+
+
+def test_hostile_messages_are_dropped_and_move_no_clock(
+    fleet: Fleet, observer: Observer, site: str
+) -> None:
+    fleet.start("node", "KMC", 0.2)
+    fleet.start("node", "MIT", -0.2)
+    wait_online(observer, ["KMC", "MIT"])
+    fleet.master()
+    wait_rounds(observer, 4)
+    settle_statuses(observer)
+    before = observer.true_offsets()
+    last = observer.rounds[-1]
+    topics = Topics(site)
+    valid_correction = Correction("lab", "KMC", last.epoch, last.round, 0, 5.0)
+    hostile = [
+        (topics.correction("KMC"), b"not json"),
+        (topics.correction("KMC"), b'{"v": 1, "type": "correction", "correction_s": NaN}'),
+        (topics.correction("KMC"), b"{" * 50_000),
+        (topics.correction("KMC"), valid_correction.encode()),
+        (
+            topics.correction("KMC"),
+            Correction("lab", "MIT", last.epoch, last.round + 1, 0, 5.0).encode(),
+        ),
+        (
+            topics.correction("KMC"),
+            Correction("lab", "KMC", last.epoch + 1, last.round + 1, 0, 5.0).encode(),
+        ),
+        (
+            topics.correction("KMC"),
+            json.dumps({"v": 1, "type": "correction", "correction_s": "5"}).encode(),
+        ),
+        (topics.poll("KMC"), b"\x00\xff" * 3000),
+        (topics.poll("KMC"), Poll("../..", "KMC", 1, 1, 1).encode()[:-3]),
+        (topics.poll("KMC"), Poll("lab", "MIT", 1, 1, 1).encode()),
+        (topics.reply("KMC"), Reply("MIT", last.epoch, last.round + 1, 0, 0, 0).encode()),
+        (topics.reply("ghost"), Reply("ghost", 1, 1, 0, 0, 0).encode()),
+        (topics.reply("KMC"), b"[]"),
+    ]
+    attacker = MqttLink(
+        observer.link.broker,
+        f"attacker-{site}",
+        subscriptions=[],
+        on_message=lambda message: None,
+        on_connected=lambda: None,
+    )
+    try:
+        assert attacker.wait_until_ready(10)
+        for _ in range(3):
+            for topic, payload in hostile:
+                attacker.publish(topic, payload)
+            attacker.run_once(0.01)
+            observer.pump(0.2)
+    finally:
+        attacker.close([])
+    rounds_before = len(observer.rounds)
+    wait_rounds(observer, rounds_before + 2)
+    settle_statuses(observer)
+    after = observer.true_offsets()
+    for name in ("KMC", "MIT", "lab"):
+        assert abs(after[name] - before[name]) < 0.002, (name, before, after)
+    assert all(fleet.processes[name].poll() is None for name in ("KMC", "MIT", "lab"))
+    assert "dropped" in fleet.log_of("KMC")
+    assert "dropped" in fleet.log_of("lab")
+
+
+def test_rounds_resume_after_the_broker_restarts(tmp_path: Path) -> None:
+    site = "restart"
+    first = LocalMosquitto().start()
+    port = first.port
+    fleet = Fleet(first.url, site, tmp_path)
+    watcher: Observer | None = None
+    second: LocalMosquitto | None = None
+    try:
+        fleet.start("node", "KMC", 0.3)
+        fleet.start("node", "MIT", -0.3)
+        fleet.master()
+        watcher = Observer(first.url, site)
+        assert watcher.wait_for_rounds(2, ROUND_TIMEOUT_S)
+        watcher.close()
+        first.stop()
+        time.sleep(1.0)
+        second = LocalMosquitto(port).start()
+        watcher = Observer(second.url, site)
+        assert watcher.wait_for_rounds(3, ROUND_TIMEOUT_S + 30), "rounds did not resume"
+        assert {row.name for row in watcher.rounds[-1].participants} == {"lab", "KMC", "MIT"}
+        assert watcher.rounds[-1].round > 3
+        settle_statuses(watcher)
+        assert max(true_distances(watcher).values()) <= 0.001
+        assert "Traceback" not in fleet.log_of("KMC") + fleet.log_of("lab")
+    finally:
+        fleet.stop()
+        if watcher is not None:
+            watcher.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_a_second_correction_for_the_same_round_is_refused(
+    fleet: Fleet, observer: Observer, site: str
+) -> None:
+    topics = Topics(site)
+    forged_rounds: set[int] = set()
+
+    def forge(message: Inbound) -> None:
+        genuine = Correction.decode(message.payload)
+        if genuine.round not in forged_rounds:
+            forged_rounds.add(genuine.round)
+            bogus = replace(genuine, correction_s=genuine.correction_s + 5.0)
+            attacker.publish(topics.correction("KMC"), bogus.encode())
+
+    attacker = MqttLink(
+        observer.link.broker,
+        f"attacker-{site}",
+        subscriptions=[topics.correction("KMC")],
+        on_message=forge,
+        on_connected=lambda: None,
+    )
+    try:
+        assert attacker.wait_until_ready(10)
+        fleet.start("node", "KMC", 0.2)
+        wait_online(observer, ["KMC"])
+        fleet.master()
+        deadline = time.monotonic() + ROUND_TIMEOUT_S
+        while len(forged_rounds) < 4 and time.monotonic() < deadline:
+            attacker.run_once(0.05)
+    finally:
+        attacker.close([])
+    assert len(forged_rounds) >= 4
+    wait_rounds(observer, max(forged_rounds) + 1)
+    settle_statuses(observer)
+    assert true_distances(observer)["KMC"] <= 0.001, true_distances(observer)
+    assert "not one this node awaits" in fleet.log_of("KMC")
+
+
+def test_measured_offsets_lie_within_half_their_delay_of_the_truth(
+    fleet: Fleet, broker: BrokerUrl, site: str
+) -> None:
+    fleet.start("node", "KMC", 0.3, 0.0, "--status-interval", "0.05")
+    fleet.start("node", "MIT", -0.3, 0.0, "--status-interval", "0.05")
+    watcher = Observer(broker, site, keep_history=True)
+    try:
+        assert watcher.link.wait_until_ready(10)
+        wait_online(watcher, ["KMC", "MIT"])
+        fleet.master("--status-interval", "0.05")
+        assert watcher.wait_for_rounds(9, ROUND_TIMEOUT_S + 9)
+        watcher.pump(0.2)
+        checked = 0
+        for summary in watcher.rounds[2:]:
+            master_offset = watcher.true_offsets()["lab"]
+            host_time = summary.started - round(master_offset * 1e9)
+            master_truth = watcher.offset_at("lab", host_time)
+            for row in summary.participants:
+                node_truth = watcher.offset_at(row.name, host_time)
+                if row.role != "node" or node_truth is None or master_truth is None:
+                    continue
+                error = abs(row.offset_s - (node_truth - master_truth))
+                assert error <= row.delay_s / 2 + 2e-6, (summary.round, row, error)
+                checked += 1
+        assert checked >= 10
+    finally:
+        watcher.close()

@@ -1,0 +1,318 @@
+"""Cristian over MQTT request/response, against a real Mosquitto: the error bound holds
+against the truth signal, clients never get each other's answers, bad input moves nothing."""
+
+import json
+import logging
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.cristian import TimeSample
+from clocksync.protocol.messages import TimeRequest
+from clocksync.testing.observer import Observer
+from clocksync.protocol.timefmt import parse_ns
+from clocksync.protocol.topics import Topics
+from clocksync.transport import BrokerUrl, Inbound, MqttLink
+from clocksync.nodes.asker import run_bursts
+from tests.support import Fleet, cristian_client, run_cli, true_offset_s, wait_for_status
+
+TRUTH_SLACK_S = 5e-6
+"""How far the truth itself may be off: each side's truth signal is read between two
+monotonic readings, and the server's is interpolated between its statuses."""
+
+SERVER_OFFSET_S = 0.8
+SERVER_DRIFT_PPM = 40.0
+
+
+@pytest.fixture
+def history(broker: BrokerUrl, site: str) -> Iterator[Observer]:
+    watcher = Observer(broker, site, keep_history=True)
+    assert watcher.link.wait_until_ready(10)
+    yield watcher
+    watcher.close()
+
+
+@pytest.fixture
+def bank(fleet: Fleet, history: Observer) -> str:
+    """A drifting time server, publishing its truth signal five times a second."""
+    fleet.start("timeserver", "bank", SERVER_OFFSET_S, SERVER_DRIFT_PPM, "--status-interval", "0.2")
+    wait_for_status(history, "bank")
+    return "bank"
+
+
+def server_truth(history: Observer, server: str, host_time: int) -> float:
+    """The server's clock minus the host clock at `host_time`, from its status history."""
+    assert history.wait_for(lambda: history.offset_at(server, host_time) is not None, 5)
+    offset = history.offset_at(server, host_time)
+    assert offset is not None
+    return offset
+
+
+def error_of(sample: TimeSample, client_truth_s: float, history: Observer, server: str) -> float:
+    host_time = sample.exchange.t4 - round(client_truth_s * NS_PER_S)
+    return abs(sample.offset_s - (server_truth(history, server, host_time) - client_truth_s))
+
+
+@pytest.mark.integration
+def test_the_error_bound_holds_in_every_sample(
+    broker: BrokerUrl, site: str, bank: str, history: Observer
+) -> None:
+    rng = random.Random(3)
+    checked = 0
+    for run in range(20):
+        client = cristian_client(broker, site, f"phone-{run}", rng.uniform(-10, 10))
+        run_bursts([client], samples=10, timeout_s=30)
+        assert client.burst is not None
+        answers = client.burst.answers
+        assert len(answers) >= 8
+        truth = true_offset_s(client)
+        for answer in answers:
+            error = error_of(answer.sample, truth, history, bank)
+            assert error <= answer.sample.error_bound_s + TRUTH_SLACK_S, (run, answer)
+            checked += 1
+        client.close()
+    assert checked >= 160
+    best = min(a.sample.error_bound_s for a in answers)
+    assert best < 0.005, "the best of ten loopback exchanges should be bounded within 5 ms"
+
+
+@pytest.mark.integration
+def test_fifty_clients_at_once_each_get_their_own_answers(
+    broker: BrokerUrl, site: str, bank: str, history: Observer
+) -> None:
+    clients = [
+        cristian_client(broker, site, f"student-{i}", offset_s=(i - 25) * 0.37) for i in range(50)
+    ]
+    try:
+        run_bursts(clients, samples=4, timeout_s=60)
+        for client in clients:
+            assert client.burst is not None
+            best = client.burst.best()
+            assert best is not None, "every client is answered"
+            error = error_of(best.sample, true_offset_s(client), history, bank)
+            assert error <= best.sample.error_bound_s + TRUTH_SLACK_S
+    finally:
+        for client in clients:
+            client.close()
+
+
+class Spy:
+    """Records everything published below a site, properties included."""
+
+    def __init__(self, broker: BrokerUrl, site: str) -> None:
+        self.seen: list[Inbound] = []
+        self.link = MqttLink(
+            broker,
+            client_id=f"spy-{site}",
+            subscriptions=[f"{Topics(site).prefix}/#"],
+            on_message=self.seen.append,
+            on_connected=lambda: None,
+        )
+        assert self.link.wait_until_ready(10)
+
+    def pump(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.link.run_once(0.01)
+
+
+@pytest.mark.integration
+def test_stale_duplicate_and_foreign_answers_are_dropped(
+    broker: BrokerUrl, site: str, bank: str, fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    spy = Spy(broker, site)
+    client = cristian_client(broker, site, "laptop", offset_s=2.0)
+    run_bursts([client], samples=1, timeout_s=30)
+    assert client.burst is not None
+    assert len(client.burst.answers) == 1
+    spy.pump(0.3)
+    reply_topic = Topics(site).cristian_reply("laptop")
+    genuine = next(m for m in spy.seen if m.topic == reply_topic)
+    assert genuine.correlation is not None
+
+    burst = client.start(samples=3)
+    with caplog.at_level(logging.WARNING):
+        # A replay of the answer already used, and one with correlation data of its own.
+        for correlation in (genuine.correlation, b"not-yours"):
+            spy.link.publish(reply_topic, genuine.payload, correlation=correlation)
+        # The server frozen past the client's timeout: its answer comes too late.
+        fleet.processes["bank"].send_signal(signal.SIGSTOP)
+        client.asker.timeout_ns = NS_PER_S // 5
+        client.pump()
+        time.sleep(0.5)
+        client.pump()
+        fleet.processes["bank"].send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while not burst.done and time.monotonic() < deadline:
+            client.pump(0.01)
+        end = time.monotonic() + 1
+        while time.monotonic() < end:
+            client.pump(0.01)
+    drops = [r.getMessage() for r in caplog.records if "dropped a time response" in r.getMessage()]
+    assert sum("no outstanding request" in text for text in drops) >= 3, drops
+    assert len(burst.answers) < burst.sent, "the late answer was not used"
+    client.close()
+    spy.link.close([])
+
+
+@pytest.mark.integration
+def test_the_server_keeps_serving_through_garbage(
+    broker: BrokerUrl, site: str, bank: str, fleet: Fleet
+) -> None:
+    topics = Topics(site)
+    spy = Spy(broker, site)
+    valid = TimeRequest("mallory", time.time_ns()).encode()
+    garbage: list[tuple[bytes, str | None]] = [
+        (b"", topics.cristian_reply("mallory")),
+        (b"not json", topics.cristian_reply("mallory")),
+        (b"\xff" * 100, topics.cristian_reply("mallory")),
+        (b"x" * 1_000_000, topics.cristian_reply("mallory")),
+        (b'{"v": 1, "type": "time-request", "client": "mallory", "sent": NaN}', None),
+        (b'{"v": 1, "type": "time-request", "client": 7, "sent": "x"}', None),
+        (valid, None),  # no reply topic at all
+        (valid, topics.correction("KMC")),  # aimed at another participant's topic
+        (valid, topics.cristian_reply("victim")),  # answers for someone else
+    ]
+    for payload, reply_to in garbage:
+        spy.link.publish(
+            topics.cristian_request, payload, response_topic=reply_to, correlation=b"c"
+        )
+    spy.pump(1.0)
+    assert fleet.processes["bank"].poll() is None, "the server is still running"
+    answered_elsewhere = [
+        m.topic
+        for m in spy.seen
+        if m.topic != topics.cristian_request and not m.topic.endswith("/status")
+    ]
+    assert answered_elsewhere == []
+    assert "dropped a bad time-request" in fleet.log_of("bank")
+    assert "asks for answers on" in fleet.log_of("bank")
+    client = cristian_client(broker, site, "honest", offset_s=-1.0)
+    run_bursts([client], samples=3, timeout_s=30)
+    assert client.burst is not None
+    assert len(client.burst.answers) == 3
+    client.close()
+    spy.link.close([])
+
+
+def ask_raw(broker: BrokerUrl, site: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`clocksync ask --name phone` on the site, as it finished."""
+    return run_cli("ask", "--broker", str(broker), "--site", site, "--name", "phone", *extra)
+
+
+def ask(broker: BrokerUrl, site: str, *extra: str) -> dict[str, object]:
+    result = run_cli("ask", "--broker", str(broker), "--site", site, "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict)
+    return report
+
+
+def number(report: dict[str, object], key: str) -> float:
+    value = report[key]
+    assert isinstance(value, float), key
+    return value
+
+
+def check_report(report: dict[str, object], history: Observer, server: str) -> None:
+    for key in ("offset_s", "rtt_s", "error_bound_s", "client_host_offset_s", "delay_s"):
+        number(report, key)
+    assert isinstance(report["samples"], int)
+    assert report["samples"] >= 1
+    assert str(report["server_time"]).endswith("Z")
+    assert report["server"] == server
+    client_truth = number(report, "client_host_offset_s")
+    host_time = parse_ns(str(report["client_time"])) - round(client_truth * NS_PER_S)
+    truth = server_truth(history, server, host_time) - client_truth
+    error = abs(number(report, "offset_s") - truth)
+    assert error <= number(report, "error_bound_s") + TRUTH_SLACK_S
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_ask_reports_an_offset_within_its_bound(
+    broker: BrokerUrl, site: str, bank: str, history: Observer, protocol: str
+) -> None:
+    report = ask(broker, site, "--name", "mobile-app", "--offset", "-3.25", "--protocol", protocol)
+    assert report["samples"] == 8
+    assert abs(number(report, "offset_s") - (SERVER_OFFSET_S + 3.25)) < 0.01
+    check_report(report, history, bank)
+
+
+@pytest.mark.integration
+def test_ask_apply_brings_the_clock_within_the_bound_of_the_server(
+    broker: BrokerUrl, site: str, bank: str, history: Observer
+) -> None:
+    report = ask(broker, site, "--name", "web-browser", "--offset", "1.7", "--apply")
+    applied = report["applied"]
+    assert isinstance(applied, dict)
+    assert applied["how"] == "step"
+    bound = number(report, "error_bound_s")
+    assert abs(number(applied, "offset_s")) <= number(applied, "error_bound_s") + bound
+    history.pump(0.5)
+    latest = history.statuses[bank].host_offset_s
+    assert latest is not None
+    # The server drifts 40 ppm: a few seconds since the measurement add well under 1 ms.
+    assert abs(number(applied, "client_host_offset_s") - latest) <= bound + 1e-3
+
+
+@pytest.mark.integration
+def test_ask_without_a_server_says_so_and_fails(broker: BrokerUrl, site: str) -> None:
+    result = ask_raw(broker, site, "--samples", "2", "--timeout", "0.3")
+    assert result.returncode == 1
+    assert "no answer from a time server" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_cristian_node_keeps_the_servers_time(
+    fleet: Fleet, history: Observer, bank: str, protocol: str
+) -> None:
+    fleet.start(
+        "node",
+        "kiosk",
+        -3.0,
+        60.0,
+        "--sync",
+        "cristian",
+        "--interval",
+        "0.3",
+        "--protocol",
+        protocol,
+        "--status-interval",
+        "0.2",
+    )
+
+    def settled() -> bool:
+        status = history.statuses.get("kiosk")
+        return status is not None and status.updates >= 4 and status.error_bound_s is not None
+
+    assert history.wait_for(settled, 20), fleet.log_of("kiosk")
+    status = history.statuses["kiosk"]
+    assert (status.sync, status.role) == ("cristian", "node")
+    assert status.host_offset_s is not None
+    assert status.host_time is not None
+    truth = server_truth(history, bank, status.host_time)
+    assert abs(status.host_offset_s - truth) < 1e-3
+
+
+@pytest.mark.integration
+def test_the_master_answers_unless_told_not_to(
+    broker: BrokerUrl, site: str, fleet: Fleet, observer: Observer
+) -> None:
+    fleet.master()
+    wait_for_status(observer, "lab")
+    report = ask(broker, site, "--name", "phone")
+    assert report["server"] == "lab"
+    fleet.stop()
+    fleet.processes.clear()
+    fleet.master("--no-timeserver")
+    observer.pump(1.0)
+    result = ask_raw(broker, site, "--samples", "1", "--timeout", "0.5")
+    assert result.returncode == 1

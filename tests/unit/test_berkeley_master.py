@@ -1,0 +1,194 @@
+"""The Berkeley master's decisions, in-process with a fake clock: whom it polls, when, what
+it makes of the replies, and what it sends back."""
+
+import pytest
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.master.berkeley import BerkeleyMaster, PollSent
+from clocksync.master.rounds import RoundPlan
+from clocksync.protocol.enums import RoleKind, State, SyncMode
+from clocksync.protocol.envelope import Publish
+from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
+from clocksync.protocol.topics import Topics
+from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
+
+US = 1_000
+TOPICS = Topics("kitchen")
+
+
+def make_master(time: FakeTime, nodes: int = 0, **plan: float) -> BerkeleyMaster:
+    master = BerkeleyMaster(
+        name="lab",
+        site="kitchen",
+        clock=time.clock(),
+        plan=RoundPlan(**{"interval_s": 1.0, "samples": 2, **plan}),  # type: ignore[arg-type]
+    )
+    for index in range(nodes):
+        announce(master, time, f"n{index:05d}")
+    return master
+
+
+def announce(
+    master: BerkeleyMaster,
+    time: FakeTime,
+    name: str,
+    state: State = State.ONLINE,
+    sync: SyncMode = SyncMode.BERKELEY,
+    role: RoleKind = RoleKind.NODE,
+) -> None:
+    status = Status(name, role, state, sync, 0.0, time.wall)
+    master.on_message(inbound(TOPICS.status(name), status, time.mono))
+
+
+def test_the_nodes_to_poll_are_the_online_berkeley_nodes() -> None:
+    time = FakeTime()
+    master = make_master(time)
+    announce(master, time, "KMC")
+    announce(master, time, "MIT")
+    announce(master, time, "phone", sync=SyncMode.CRISTIAN)
+    announce(master, time, "bank", role=RoleKind.TIMESERVER, sync=SyncMode.REFERENCE)
+    assert master.nodes == {"KMC", "MIT"}
+    announce(master, time, "MIT", state=State.OFFLINE)
+    assert master.nodes == {"KMC"}
+    forged = Status("SOLS", RoleKind.NODE, State.ONLINE, SyncMode.BERKELEY)
+    master.on_message(inbound(TOPICS.status("KMC"), forged, time.mono))
+    assert master.nodes == {"KMC"}, "a status speaks only for the name in its topic"
+
+
+def test_polls_are_paced_through_the_round_and_the_round_closes_on_time() -> None:
+    time = FakeTime()
+    master = make_master(time, nodes=4, samples=8)
+    start = time.mono
+    first = wake_of(master.on_connect(time.mono))
+    assert first == start + NS_PER_S, "the first round waits an interval for the statuses"
+    time.mono = first
+    pace = round(0.8 * 0.5 / 32 * NS_PER_S)
+    actions = master.on_timer(time.mono)
+    assert len([p for p in publishes(actions) if "/poll/" in p.topic]) == 1
+    assert wake_of(actions) == first + pace
+    time.mono = first + 3 * pace
+    actions = master.on_timer(time.mono)
+    assert len(publishes(actions)) == 3
+    assert wake_of(actions) == first + 4 * pace
+    time.mono = first + 31 * pace
+    assert wake_of(master.on_timer(time.mono)) == first + NS_PER_S // 2
+    time.mono = first + NS_PER_S // 2
+    actions = master.on_timer(time.mono)
+    assert wake_of(actions) == first + NS_PER_S
+    assert any(p.topic == TOPICS.round for p in publishes(actions))
+
+
+def test_a_master_far_behind_sends_every_poll_it_owes_at_once() -> None:
+    time = FakeTime()
+    master = make_master(time, nodes=5_000)
+    master.on_connect(time.mono)
+    time.mono += NS_PER_S
+    started = time.mono
+    pace = round(0.8 * 0.5 / 10_000 * NS_PER_S)
+    assert wake_of(master.on_timer(started)) == started + pace
+    time.mono += NS_PER_S // 4
+    owed = NS_PER_S // 4 // pace
+    actions = master.on_timer(time.mono)
+    assert len(publishes(actions)) == owed
+    assert wake_of(actions) == started + (owed + 1) * pace
+
+
+class Line:
+    """A node's clock, `offset_ns` ahead of the master's, `one_way_ns` away each way."""
+
+    def __init__(self, name: str, offset_ns: int, one_way_ns: int = 50 * US) -> None:
+        self.name = name
+        self.offset_ns = offset_ns
+        self.one_way_ns = one_way_ns
+
+    def reply_to(self, poll: Poll, t1: int) -> tuple[Reply, int]:
+        """The reply, and the master-clock instant t4 it arrives (the node answers at once)."""
+        t2 = t1 + self.one_way_ns + self.offset_ns
+        reply = Reply(self.name, poll.epoch, poll.round, poll.seq, t2, t2)
+        return reply, t1 + 2 * self.one_way_ns
+
+
+def run_round(master: BerkeleyMaster, time: FakeTime, lines: list[Line]) -> list[Publish]:
+    """Drive one round to its close, the lines answering every poll; what the master sent
+    besides its polls."""
+    by_name = {line.name: line for line in lines}
+    time.mono = wake_of(master.on_connect(time.mono))
+    close = time.mono + NS_PER_S // 2
+    sent: list[Publish] = []
+    while time.mono < close:
+        for publish in publishes(master.on_timer(time.mono)):
+            if not isinstance(publish.tag, PollSent):
+                sent.append(publish)
+                continue
+            master.on_sent(publish.tag, time.mono)
+            poll = Poll.decode(publish.payload)
+            line = by_name.get(poll.node)
+            if line is None:
+                continue
+            t1 = master.clock.reading_at(time.mono)
+            reply, t4 = line.reply_to(poll, t1)
+            arrival = time.mono + (t4 - t1)
+            master.on_message(inbound(TOPICS.reply(line.name), reply, arrival))
+        time.mono = min(close, time.mono + 10 * 1_000 * US)
+    sent += publishes(master.on_timer(time.mono))
+    return sent
+
+
+def test_a_round_averages_the_clocks_and_sends_each_its_correction() -> None:
+    time = FakeTime()
+    master = make_master(time, nodes=0)
+    lines = [Line("KMC", 3_000 * US), Line("MIT", -1_000 * US), Line("SOLS", 3_600 * NS_PER_S)]
+    for line in lines:
+        announce(master, time, line.name)
+    announce(master, time, "TAPMI")  # online, but never answers
+    sent = run_round(master, time, lines)
+    corrections = {
+        Correction.decode(p.payload).node: Correction.decode(p.payload)
+        for p in sent
+        if "/correction/" in p.topic
+    }
+    (summary_message,) = [p for p in sent if p.topic == TOPICS.round]
+    summary = RoundSummary.decode(summary_message.payload)
+    assert summary_message.retain
+    average = (0.003 - 0.001 + 0.0) / 3  # SOLS, an hour off, is left out
+    assert summary.average_s == pytest.approx(average, abs=1e-9)
+    rows = {row.name: row for row in summary.participants}
+    assert rows["SOLS"].excluded
+    assert not rows["KMC"].excluded
+    assert summary.missing == ("TAPMI",)
+    assert corrections["KMC"].correction_s == pytest.approx(average - 0.003, abs=1e-9)
+    assert corrections["MIT"].correction_s == pytest.approx(average + 0.001, abs=1e-9)
+    assert corrections["SOLS"].correction_s == pytest.approx(average - 3600, abs=1e-6)
+    assert set(corrections) == {"KMC", "MIT", "SOLS"}
+    assert all(c.epoch == master.epoch and c.round == 1 for c in corrections.values())
+    assert master.clock.updates == 1, "the master corrects itself too"
+
+
+def test_replies_that_answer_no_poll_of_the_open_round_are_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = FakeTime()
+    master = make_master(time)
+    reply = Reply("KMC", master.epoch, 1, 0, time.wall, time.wall)
+    master.on_message(inbound(TOPICS.reply("KMC"), reply, time.mono))
+    assert "no round is open" in caplog.text
+    master.on_message(inbound(TOPICS.reply("KMC"), b"[]", time.mono))
+    assert "dropped a bad reply" in caplog.text
+    spoofed = Reply("MIT", master.epoch, 1, 0, time.wall, time.wall)
+    master.on_message(inbound(TOPICS.reply("KMC"), spoofed, time.mono))
+    assert "dropped a reply for 'MIT'" in caplog.text
+
+
+def test_a_poll_that_did_not_leave_gives_no_sample() -> None:
+    time = FakeTime()
+    master = make_master(time, samples=1)
+    announce(master, time, "KMC")
+    time.mono = wake_of(master.on_connect(time.mono))
+    (poll_message,) = [p for p in publishes(master.on_timer(time.mono)) if p.tag is not None]
+    master.on_sent(poll_message.tag, None)
+    poll = Poll.decode(poll_message.payload)
+    reply = Reply("KMC", poll.epoch, poll.round, 0, time.wall, time.wall)
+    master.on_message(inbound(TOPICS.reply("KMC"), reply, time.mono + 100 * US))
+    time.mono += NS_PER_S // 2
+    (summary_message,) = [p for p in publishes(master.on_timer(time.mono)) if p.retain and "round" in p.topic]
+    assert RoundSummary.decode(summary_message.payload).missing == ("KMC",)

@@ -1,0 +1,223 @@
+"""The Berkeley node's decisions, in-process: which polls it answers and how, which
+corrections it applies and how far its clock then moves."""
+
+import json
+
+import pytest
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.nodes.berkeley import BerkeleyNode, ReplySent
+from clocksync.protocol.enums import RoleKind, State, SyncMode
+from clocksync.protocol.messages import Correction, Poll, PreviousSend, Reply, Status
+from clocksync.protocol.topics import Topics
+from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
+
+US = 1_000
+EPOCH = 1_800_000_000_000
+TOPICS = Topics("kitchen")
+
+
+def make_node(time: FakeTime, offset_s: float = 0.0) -> BerkeleyNode:
+    node = BerkeleyNode(
+        name="KMC", site="kitchen", clock=time.clock(offset_s=offset_s), status_interval_s=1.0
+    )
+    node.on_connect(time.mono)
+    return node
+
+
+def poll(node: BerkeleyNode, time: FakeTime, round_: int, seq: int, **fields: object) -> list[Reply]:
+    """Deliver a poll that arrived 40 µs ago; the replies the node sends, reported sent."""
+    message = Poll(
+        str(fields.get("master", "lab")),
+        str(fields.get("node", "KMC")),
+        int(str(fields.get("epoch", EPOCH))),
+        round_,
+        seq,
+    )
+    topic = str(fields.get("topic", TOPICS.poll("KMC")))
+    actions = node.on_message(inbound(topic, message, time.mono - 40 * US))
+    replies = []
+    for publish in publishes(actions):
+        assert publish.topic == TOPICS.reply("KMC")
+        assert isinstance(publish.tag, ReplySent)
+        time.advance(15 * US)  # the reply leaves a little after it was stamped
+        node.on_sent(publish.tag, time.mono)
+        replies.append(Reply.decode(publish.payload))
+    return replies
+
+
+def correct(node: BerkeleyNode, time: FakeTime, round_: int, seq: int, seconds: float) -> None:
+    message = Correction("lab", "KMC", EPOCH, round_, seq, seconds)
+    node.on_message(inbound(TOPICS.correction("KMC"), message, time.mono))
+
+
+def test_a_poll_is_answered_with_its_arrival_and_the_reply_stamp() -> None:
+    time = FakeTime()
+    node = make_node(time, offset_s=2.0)
+    arrival = time.mono - 40 * US
+    (reply,) = poll(node, time, 1, 0)
+    assert reply.node == "KMC"
+    assert (reply.epoch, reply.round, reply.seq) == (EPOCH, 1, 0)
+    assert reply.received == node.clock.reading_at(arrival)
+    assert reply.sent == node.clock.reading_at(time.mono - 15 * US)
+    assert reply.previous is None
+
+
+def test_each_reply_carries_when_the_previous_one_really_left() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    (first,) = poll(node, time, 1, 0)
+    left = node.clock.reading_at(time.mono)
+    time.advance(1_000 * US)
+    (second,) = poll(node, time, 1, 1)
+    assert second.previous == PreviousSend(0, left)
+    assert left > first.sent, "the precise send time is later than the stamp in the payload"
+    (next_round,) = poll(node, time, 2, 0)
+    assert next_round.previous is None, "a new round starts afresh"
+
+
+def test_a_node_listens_and_answers_only_under_its_own_name() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    assert node.subscriptions() == [TOPICS.poll("KMC"), TOPICS.correction("KMC")]
+    forged = Poll("lab", "MIT", EPOCH, 1, 0)  # speaks for another node than its topic
+    assert publishes(node.on_message(inbound(TOPICS.poll("KMC"), forged, time.mono))) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b'{"v": 1, "type": "poll", "round": NaN}', b"{" * 50_000, b"\x00\xff" * 3000],
+)
+def test_a_bad_poll_is_dropped(payload: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    time = FakeTime()
+    node = make_node(time)
+    assert publishes(node.on_message(inbound(TOPICS.poll("KMC"), payload, time.mono))) == []
+    assert "dropped a bad poll" in caplog.text
+
+
+def test_a_poll_that_arrived_before_a_step_is_not_answered() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 5.0)  # stepped: 5 s is over the step threshold
+    assert poll(node, time, 2, 0) == [], "its timestamps would straddle the step"
+    time.advance(100 * US)
+    assert len(poll(node, time, 2, 1)) == 1
+
+
+def test_stale_and_already_corrected_rounds_are_not_answered() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 5, 0)
+    assert poll(node, time, 4, 0) == [], "an earlier round of the same master"
+    correct(node, time, 5, 0, 0.001)
+    assert poll(node, time, 5, 1) == [], "the round is already corrected"
+    assert len(poll(node, time, 6, 0)) == 1
+    assert len(poll(node, time, 1, 0, epoch=EPOCH + 1)) == 1, "a new master incarnation"
+
+
+def test_a_correction_lands_where_the_master_meant_despite_slewing_since() -> None:
+    time = FakeTime()
+    node = make_node(time, offset_s=0.0)
+    poll(node, time, 1, 0)
+    poll(node, time, 1, 1)
+    correct(node, time, 1, 1, 0.010)  # slewed at 83,333 ppm: 120 ms to complete
+    time.advance(NS_PER_S // 2)
+    assert node.clock.now_ns() - time.wall == 10_000_000
+    poll(node, time, 2, 0)
+    correct(node, time, 2, 0, 0.0)
+    assert node.clock.now_ns() - time.wall == 10_000_000, "what was slewed is not undone"
+
+
+def test_a_correction_measured_during_a_slew_counts_what_was_slewed_since() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 0.050)  # a 50 ms slew begins
+    time.advance(10 * 1_000 * US)
+    answered_at = node.clock.adjusted_ns()  # the reply is stamped at this instant
+    poll(node, time, 2, 0)  # answered 10 ms into the slew: about 0.83 ms slewed so far
+    time.advance(20 * 1_000 * US)
+    slewed_since = node.clock.adjusted_ns() - answered_at
+    correct(node, time, 2, 0, 0.002)
+    time.advance(NS_PER_S)
+    assert node.clock.adjusted_ns() == answered_at + 2_000_000
+    assert slewed_since > 0
+
+
+@pytest.mark.parametrize(
+    ("round_", "seq", "epoch", "master"),
+    [
+        (2, 0, EPOCH, "lab"),  # a round this node is not in
+        (1, 3, EPOCH, "lab"),  # a poll it never answered
+        (1, 0, EPOCH + 1, "lab"),  # another incarnation of the master
+        (1, 0, EPOCH, "rogue"),  # another master
+    ],
+)
+def test_a_correction_not_awaited_moves_nothing(
+    round_: int, seq: int, epoch: int, master: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    message = Correction(master, "KMC", epoch, round_, seq, 3600.0)
+    node.on_message(inbound(TOPICS.correction("KMC"), message, time.mono))
+    assert node.clock.updates == 0
+    assert node.clock.now_ns() == time.wall
+    assert "not one this node awaits" in caplog.text
+
+
+def test_a_second_correction_for_a_round_is_refused() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 0.001)
+    correct(node, time, 1, 0, 5.0)
+    assert node.clock.updates == 1
+    time.advance(NS_PER_S)
+    assert node.clock.now_ns() - time.wall == 1_000_000
+
+
+def test_corrections_for_another_node_or_malformed_are_dropped() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    foreign = Correction("lab", "MIT", EPOCH, 1, 0, 5.0)
+    node.on_message(inbound(TOPICS.correction("KMC"), foreign, time.mono))
+    raw = json.dumps({"v": 1, "type": "correction", "correction_s": "5"}).encode()
+    node.on_message(inbound(TOPICS.correction("KMC"), raw, time.mono))
+    assert node.clock.updates == 0
+
+
+def test_status_online_on_connect_offline_as_will_and_goodbye() -> None:
+    time = FakeTime()
+    node = BerkeleyNode(
+        name="KMC", site="kitchen", clock=time.clock(offset_s=0.25), status_interval_s=2.0
+    )
+    actions = node.on_connect(time.mono)
+    (online,) = publishes(actions)
+    assert (online.topic, online.retain, online.qos) == (TOPICS.status("KMC"), True, 1)
+    status = Status.decode(online.payload)
+    assert (status.role, status.state) == (RoleKind.NODE, State.ONLINE)
+    assert status.sync == SyncMode.BERKELEY
+    assert status.host_offset_s == pytest.approx(0.25)
+    assert wake_of(actions) == time.mono + 2 * NS_PER_S
+    will = Status.decode(node.will().payload)
+    assert will.state == State.OFFLINE
+    assert will.host_offset_s is None
+    (goodbye,) = node.goodbye()
+    assert Status.decode(goodbye.payload).host_offset_s == pytest.approx(0.25)
+
+
+def test_status_follows_a_correction_once_its_slew_is_done() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 0.001)
+    slew_end = node.clock.slew_end_mono()
+    assert slew_end is not None
+    actions = node.on_message(inbound(TOPICS.poll("KMC"), b"x", time.mono))
+    assert wake_of(actions) == slew_end
+    time.mono = slew_end
+    (status,) = publishes(node.on_timer(time.mono))
+    assert Status.decode(status.payload).last_correction_s == pytest.approx(0.001)
