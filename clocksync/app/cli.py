@@ -61,6 +61,14 @@ def _broker(text: str) -> BrokerUrl:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _mqtt_version(text: str) -> MqttVersion:
+    try:
+        return MqttVersion(text)
+    except ValueError:
+        choices = ", ".join(MqttVersion)
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices})") from None
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
@@ -89,8 +97,8 @@ def _common(parser: argparse.ArgumentParser, log_level: str = "info") -> None:
 def _protocol(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--protocol",
-        type=MqttVersion,
-        choices=list(MqttVersion),
+        type=_mqtt_version,
+        metavar="{" + ",".join(MqttVersion) + "}",
         default=MqttVersion.V5,
         help="MQTT version to speak; with 3.1.1 the reply topic and correlation data "
         "travel in the payload (default: 5)",

@@ -57,8 +57,8 @@ class Participant(ABC):
         self._status_interval_ns = round(status_interval_s * NS_PER_S)
         self._status_due = 0
         self._work_due = 0
-        self._last_correction_s: float | None = None
-        self._last_error_bound_s: float | None = None
+        self.last_correction_s: float | None = None
+        self.last_error_bound_s: float | None = None
 
     @abstractmethod
     def subscriptions(self) -> list[str]:
@@ -123,8 +123,8 @@ class Participant(ABC):
         (see SoftwareClock.correct_measured) and report it in the status, once any slew is
         done; `error_bound_s`, where known, is how far off the correction may be."""
         how, remaining = self.clock.correct_measured(round(correction_s * NS_PER_S), adjusted_then)
-        self._last_correction_s = correction_s
-        self._last_error_bound_s = error_bound_s
+        self.last_correction_s = correction_s
+        self.last_error_bound_s = error_bound_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
@@ -142,8 +142,8 @@ class Participant(ABC):
                 status,
                 host_offset_s=offset_ns / NS_PER_S,
                 host_time=host_ns,
-                last_correction_s=self._last_correction_s,
+                last_correction_s=self.last_correction_s,
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
-                error_bound_s=self._last_error_bound_s,
+                error_bound_s=self.last_error_bound_s,
             )
         return Publish(self.topics.status(self.name), status.encode(), retain=True, qos=1)

@@ -87,17 +87,24 @@ class _ClocksyncClient(mqtt.Client):
     last_arrival_ns: int | None = None
     last_send_mono: int | None = None
     send_time: Callable[[int], int] | None = None
+    inbox: deque[Inbound]
+    counters: LinkCounters
+    _mqtt5: bool
     _unread: bytes = b""
     _unread_at: int = 0
 
-    def __init__(self, client_id: str, protocol: MqttVersion) -> None:
-        super().__init__(
+    @classmethod
+    def create(cls, client_id: str, protocol: MqttVersion) -> "_ClocksyncClient":
+        """A client for `protocol`.  paho's own constructor is left as it is, since paho's
+        `reinitialise` calls it again."""
+        client = cls(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=PAHO_PROTOCOLS[protocol]
         )
-        self.inbox: deque[Inbound] = deque()
-        self.counters = LinkCounters()
-        self._mqtt5 = protocol == MqttVersion.V5
-        self.on_message = self._on_paho_message
+        client.inbox = deque()
+        client.counters = LinkCounters()
+        client._mqtt5 = protocol == MqttVersion.V5
+        client.on_message = client._on_paho_message
+        return client
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         self.last_send_mono = mono = time.monotonic_ns()
@@ -215,7 +222,7 @@ class MqttLink:
         self.broker = broker
         self.protocol = protocol
         self._subscriptions = list(subscriptions)
-        self._client = _ClocksyncClient(client_id, protocol)
+        self._client = _ClocksyncClient.create(client_id, protocol)
         self._client.send_time = send_time
         if broker.username:
             self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))

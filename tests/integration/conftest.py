@@ -1,13 +1,16 @@
-"""A real Mosquitto for the integration tests, and helpers to run participants as processes.
+"""A real Mosquitto for the integration tier, and participants as processes.
 
-The broker, in order of preference: the one named by CLOCKSYNC_TEST_BROKER; a pinned
-eclipse-mosquitto 2.0 container through testcontainers when a Docker engine answers; a local
-`mosquitto` on a free loopback port.  Whichever it is, it is stopped after the session.
-Every test uses a site of its own, so retained messages never leak between tests.
+The broker, in order of preference: the one named by CLOCKSYNC_TEST_BROKER; a Mosquitto
+container through testcontainers (the image from CLOCKSYNC_TEST_BROKER_IMAGE, by default the
+pinned eclipse-mosquitto 2.0) when a Docker engine answers and has or can pull the image; a
+local `mosquitto` on a free loopback port.  Why a container could not be had is printed.
+Whichever broker it is, it is stopped after the session, also when a test fails; a container
+that started but never became ready is removed at once.  Every test uses a site of its own,
+so retained messages never leak between tests.  The Docker imports live here alone.
 """
 
+import contextlib
 import gc
-import logging
 import os
 import uuid
 import warnings
@@ -20,48 +23,60 @@ from testcontainers.community.mqtt import MosquittoContainer
 
 from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.testing.observer import Observer
-from clocksync.transport import BrokerUrl
-from tests.support import Fleet
+from clocksync.testing.processes import Fleet
+from clocksync.transport.url import BrokerUrl
 
-MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0.20"
-BROKER_CONFIG = Path(__file__).resolve().parent.parent / "broker" / "mosquitto.conf"
-log = logging.getLogger(__name__)
-
-
-def _serve(container: MosquittoContainer) -> Iterator[BrokerUrl]:
-    container.start(configfile=str(BROKER_CONFIG))
-    try:
-        host = container.get_container_host_ip()
-        yield BrokerUrl(host, int(container.get_exposed_port(1883)))
-    finally:
-        container.stop()
+BROKER_IMAGE = os.environ.get("CLOCKSYNC_TEST_BROKER_IMAGE", "eclipse-mosquitto:2.0.20")
+BROKER_CONFIG = Path(__file__).resolve().parents[2] / "broker" / "mosquitto.conf"
+RYUK_HINT = (
+    "testcontainers' reaper image cannot be pulled either; "
+    "TESTCONTAINERS_RYUK_DISABLED=true runs without it"
+)
 
 
-def _container_broker() -> Iterator[BrokerUrl] | None:
-    """A pinned Mosquitto container, or None when no Docker engine answers."""
+def start_container(image: str) -> tuple[MosquittoContainer | None, str]:
+    """A running, ready Mosquitto container, or None and why not."""
     with warnings.catch_warnings():
         # Without an engine the Docker client leaves its socket to the garbage collector;
         # collect it here rather than let it fail whichever test happens to come next.
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            return _serve(MosquittoContainer(MOSQUITTO_IMAGE))
+            container = MosquittoContainer(image)
         except DockerException as error:
-            reason = str(error)
-        gc.collect()
-    log.info("no Docker engine (%s); using a local mosquitto", reason)
-    return None
+            gc.collect()
+            return None, f"no Docker engine answers ({error})"
+    try:
+        container.start(configfile=str(BROKER_CONFIG))
+    except Exception as error:  # an image that cannot be pulled, a broker that never starts
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        if "ryuk" in reason.lower():
+            reason = f"{reason} ({RYUK_HINT})"
+        with contextlib.suppress(DockerException):
+            container.stop()
+        return None, f"the {image} container could not run: {reason}"
+    return container, ""
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[BrokerUrl]:
+def broker(request: pytest.FixtureRequest) -> Iterator[BrokerUrl]:
     override = os.environ.get("CLOCKSYNC_TEST_BROKER")
     if override:
         yield BrokerUrl.parse(override)
         return
-    from_container = _container_broker()
-    if from_container is not None:
-        yield from from_container
+    container, why_not = start_container(BROKER_IMAGE)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if container is not None:
+        try:
+            host = container.get_container_host_ip()
+            url = BrokerUrl(host, int(container.get_exposed_port(1883)))
+            if reporter is not None:
+                reporter.write_line(f"integration broker: {BROKER_IMAGE} container at {url}")
+            yield url
+        finally:
+            container.stop()
         return
+    if reporter is not None:
+        reporter.write_line(f"integration broker: a local mosquitto, since {why_not}")
     with LocalMosquitto() as local:
         yield local.url
 

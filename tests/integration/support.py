@@ -1,49 +1,20 @@
-"""Helpers for the integration tests: participants as processes, the CLI as a process,
-Cristian clients in the test's own process."""
+"""Helpers for the integration tests: the CLI as a process, Cristian clients in the test's
+own process, waiting for statuses."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
-from clocksync.demo import SimulatedClock, participant_command, stop_processes
+from clocksync.driver.client import CristianClient
+from clocksync.protocol.enums import MqttVersion
 from clocksync.testing.observer import Observer
-from clocksync.transport import BrokerUrl
-from clocksync.nodes.asker import CristianClient
+from clocksync.testing.processes import ClockSpec, Fleet
+from clocksync.transport.url import BrokerUrl
 
 
-class Fleet:
-    """Participants started as `clocksync` processes; all are stopped at teardown."""
-
-    def __init__(self, broker: BrokerUrl, site: str, logs: Path) -> None:
-        self.broker = broker
-        self.site = site
-        self.logs = logs
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(
-        self,
-        role: str,
-        name: str,
-        offset_s: float = 0.0,
-        drift_ppm: float = 0.0,
-        *extra: str,
-    ) -> subprocess.Popen[bytes]:
-        clock = SimulatedClock(name, offset_s, drift_ppm)
-        command = participant_command(role, clock, self.broker, self.site, list(extra))
-        with (self.logs / f"{name}.log").open("wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        self.processes[name] = process
-        return process
-
-    def master(self, *extra: str, offset_s: float = 0.0, drift_ppm: float = 0.0) -> None:
-        self.start("master", "lab", offset_s, drift_ppm, "--interval", "0.5", *extra)
-
-    def log_of(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        stop_processes(list(self.processes.values()))
+def start_master(fleet: Fleet, *extra: str, offset_s: float = 0.0, drift_ppm: float = 0.0) -> None:
+    """The lab's master, with half-second rounds."""
+    fleet.start("master", ClockSpec("lab", offset_s, drift_ppm), "--interval", "0.5", *extra)
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -58,7 +29,11 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 
 def cristian_client(
-    broker: BrokerUrl, site: str, name: str, offset_s: float, protocol: str = "5"
+    broker: BrokerUrl,
+    site: str,
+    name: str,
+    offset_s: float,
+    protocol: MqttVersion = MqttVersion.V5,
 ) -> CristianClient:
     """A connected in-process Cristian client whose clock is `offset_s` off the host's."""
     client = CristianClient(broker, site, name, SoftwareClock(offset_s=offset_s), protocol=protocol)

@@ -9,8 +9,9 @@ import pytest
 
 from clocksync.testing.localbroker import free_port
 from clocksync.testing.observer import Observer
-from clocksync.transport import BrokerUrl
-from tests.support import Fleet, run_cli
+from clocksync.testing.processes import ClockSpec, Fleet
+from clocksync.transport.url import BrokerUrl
+from tests.integration.support import run_cli
 
 
 @pytest.mark.parametrize(
@@ -76,12 +77,11 @@ def test_unreachable_broker_is_one_line_per_retry_with_backoff() -> None:
     assert "retrying in 2 s" in retries[1]
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_signal_publishes_offline_and_exits_zero(
     fleet: Fleet, observer: Observer, how: signal.Signals
 ) -> None:
-    node = fleet.start("node", "KMC", 0.5)
+    node = fleet.start("node", ClockSpec("KMC", 0.5))
     assert observer.wait_for(
         lambda: "KMC" in observer.statuses and observer.statuses["KMC"].state == "online", 10
     )
@@ -95,9 +95,8 @@ def test_signal_publishes_offline_and_exits_zero(
     assert "Traceback" not in fleet.log_of("KMC")
 
 
-@pytest.mark.integration
 def test_retained_status_greets_a_late_watcher(fleet: Fleet, broker: BrokerUrl, site: str) -> None:
-    fleet.start("node", "KMC")
+    fleet.start("node", ClockSpec("KMC"))
     early = Observer(broker, site)
     try:
         assert early.wait_for(lambda: "KMC" in early.statuses, 10)
@@ -110,7 +109,6 @@ def test_retained_status_greets_a_late_watcher(fleet: Fleet, broker: BrokerUrl, 
         late.close()
 
 
-@pytest.mark.integration
 def test_demo_converges_and_says_so() -> None:
     result = run_cli("demo", "--seed", "3", timeout=120)
     assert result.returncode == 0, result.stderr
@@ -133,7 +131,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.integration
 def test_demo_stopped_by_sigterm_stops_everything_it_started() -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "clocksync", "demo", "--max-rounds", "100"],
@@ -158,7 +155,6 @@ def test_demo_stopped_by_sigterm_stops_everything_it_started() -> None:
     assert not [child for child in children if _alive(child)]
 
 
-@pytest.mark.integration
 def test_buddy_demo_shows_both_devices_within_their_bounds() -> None:
     result = run_cli("demo", "buddy", timeout=120)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,187 @@
+"""The reference scenarios on the simulator, and the truth about them.
+
+`kitchen` is the Manipal Foodie site (the lab's master and four production lines);
+`bank` is the Manipal Buddy time server with Cristian clients.  A `Listener` keeps the
+round summaries and statuses, as a person with `mosquitto_sub` would; a `TruthSampler`
+reads every clock's true error at a fixed period, as the benchmarks read the truth signal.
+"""
+
+import math
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.master.berkeley import BerkeleyMaster
+from clocksync.master.rounds import RoundPlan
+from clocksync.master.timeserver import TimeServer
+from clocksync.nodes.berkeley import BerkeleyNode
+from clocksync.nodes.cristian import CristianNode
+from clocksync.protocol.envelope import Action, Inbound, Publish
+from clocksync.protocol.messages import MessageError, RoundSummary
+from clocksync.protocol.topics import Topics
+from clocksync.sim.delays import Delay, Path
+from clocksync.sim.world import World
+
+LINES = ("KMC", "MIT", "TAPMI", "SOLS")
+MASTER = "lab"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile of `values` (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+class Listener:
+    """A passive subscriber that keeps every round summary of a site."""
+
+    def __init__(self, world: World, site: str, name: str = "listener") -> None:
+        self.name = name
+        self.clock = world.clock()
+        self.topics = Topics(site)
+        self.rounds: list[RoundSummary] = []
+
+    def subscriptions(self) -> list[str]:
+        return [self.topics.round]
+
+    def will(self) -> None:
+        return None
+
+    def goodbye(self) -> list[Publish]:
+        return []
+
+    def on_connect(self, mono: int) -> list[Action]:
+        return []
+
+    def on_message(self, message: Inbound) -> list[Action]:
+        try:
+            self.rounds.append(RoundSummary.decode(message.payload))
+        except MessageError:
+            pass
+        return []
+
+    def on_sent(self, tag: Hashable, mono: int | None) -> None:
+        return None
+
+    def on_timer(self, mono: int) -> list[Action]:
+        return []
+
+
+@dataclass
+class TruthSampler:
+    """Every `period_s`, each participant's true distance from `reference`, in seconds,
+    once `after_s` of virtual time has passed."""
+
+    world: World
+    reference: str
+    period_s: float = 0.1
+    after_s: float = 0.0
+    errors: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.world.every(self.period_s, self._sample)
+
+    def _sample(self) -> None:
+        if self.world.now < self.after_s * NS_PER_S or self.reference not in self.world.hosts:
+            return
+        for name, distance in self.world.distances_from(self.reference).items():
+            self.errors.setdefault(name, []).append(distance)
+
+    def all_errors(self) -> list[float]:
+        return [error for errors in self.errors.values() for error in errors]
+
+
+@dataclass
+class Kitchen:
+    world: World
+    master: BerkeleyMaster
+    nodes: list[BerkeleyNode]
+    listener: Listener
+
+
+def kitchen(
+    world: World,
+    path: Path,
+    *,
+    lines: Sequence[str] = LINES,
+    seed: int = 7,
+    offset_s: float = 5.0,
+    drift_ppm: float = 100.0,
+    wakeup: Delay | None = None,
+    plan: RoundPlan | None = None,
+    master_path: Path | None = None,
+    site: str = "manipal-foodie",
+) -> Kitchen:
+    """The master and `lines`, every clock off by up to ±`offset_s` and ±`drift_ppm`
+    (seeded), the lines on `path` and the master on `master_path` (default `path`); the
+    lines connect first, the master a second later."""
+    rng = random.Random(seed)
+
+    def clock() -> tuple[float, float]:
+        return rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm)
+
+    master_offset, master_drift = clock()
+    master = BerkeleyMaster(
+        name=MASTER,
+        site=site,
+        clock=world.clock(master_offset, master_drift),
+        plan=plan or RoundPlan(),
+    )
+    nodes = []
+    for name in lines:
+        node_offset, node_drift = clock()
+        node = BerkeleyNode(
+            name=name,
+            site=site,
+            clock=world.clock(node_offset, node_drift),
+            status_interval_s=1.0,
+        )
+        world.add(node, path, wakeup=wakeup)
+        nodes.append(node)
+    listener = Listener(world, site)
+    world.add(listener)
+    world.add(master, master_path or path, wakeup=wakeup, connect_at_s=1.0)
+    return Kitchen(world, master, nodes, listener)
+
+
+def cristian_node(
+    world: World,
+    name: str,
+    path: Path,
+    *,
+    offset_s: float = 0.0,
+    drift_ppm: float = 0.0,
+    interval_s: float = 1.0,
+    samples: int = 8,
+    wakeup: Delay | None = None,
+    site: str = "manipal-buddy",
+) -> CristianNode:
+    node = CristianNode(
+        name=name,
+        site=site,
+        clock=world.clock(offset_s, drift_ppm),
+        interval_s=interval_s,
+        samples=samples,
+        timeout_s=0.5,
+        random_bytes=world.random_bytes,
+    )
+    world.add(node, path, wakeup=wakeup)
+    return node
+
+
+def bank(
+    world: World,
+    path: Path,
+    *,
+    offset_s: float = 0.8,
+    drift_ppm: float = 40.0,
+    wakeup: Delay | None = None,
+    site: str = "manipal-buddy",
+) -> TimeServer:
+    """The bank's reference clock, `offset_s` off true time and drifting."""
+    server = TimeServer(name="bank", site=site, clock=world.clock(offset_s, drift_ppm))
+    world.add(server, path, wakeup=wakeup)
+    return server
