@@ -10,9 +10,9 @@ that start within ±5 s and ±100 ppm to within 1 ms of the master, over several
 import argparse
 import statistics
 
-from fleet import fleet, percentile, run_fleet
+from fleet import fleet, run_fleet
 
-from clocksync.demo import LINES
+from clocksync.sim.scenarios import LINES, percentile
 
 
 def main() -> None:

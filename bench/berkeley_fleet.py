@@ -10,7 +10,9 @@ every node has a host of its own.
 
 import argparse
 
-from fleet import fleet, percentile, run_fleet
+from fleet import fleet, run_fleet
+
+from clocksync.sim.scenarios import percentile
 
 
 def main() -> None:

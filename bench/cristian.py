@@ -28,17 +28,17 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from fleet import percentile
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
-from clocksync.demo import SimulatedClock, participant_command, stop_processes
-from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.driver.client import CristianClient, run_bursts
 from clocksync.protocol.messages import TimeRequest
-from clocksync.testing.observer import Observer
 from clocksync.protocol.topics import Topics
-from clocksync.transport import BrokerUrl
-from clocksync.nodes.asker import CristianClient, run_bursts
+from clocksync.sim.scenarios import percentile
+from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.observer import Observer
+from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
+from clocksync.transport.url import BrokerUrl
 
 SITE = "bench"
 BLOCK = 100
@@ -108,7 +108,7 @@ def round_trips_and_errors(broker: BrokerUrl, exchanges: int, observer: Observer
             echo_rtts += requester.round_trips(BLOCK)
             run_bursts([client], BLOCK, timeout_s=60)
             assert client.burst is not None
-            samples += [answer.sample for answer in client.burst.answers]
+            samples += client.burst.samples
     finally:
         requester.close()
         responder.terminate()
@@ -227,7 +227,7 @@ def main() -> None:
     with LocalMosquitto() as broker:
         command = participant_command(
             "timeserver",
-            SimulatedClock("bank", 0.8, 0.0),
+            ClockSpec("bank", 0.8, 0.0),
             broker.url,
             SITE,
             ["--status-interval", "0.2"],

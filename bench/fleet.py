@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clocksync.demo import MASTER, SimulatedClock, participant_command, stop_processes
-from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.protocol.messages import RoundSummary
+from clocksync.sim.scenarios import MASTER
+from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.testing.observer import Observer
-from clocksync.transport import BrokerUrl
+from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
+from clocksync.transport.url import BrokerUrl
 
 CONVERGED_S = 0.001
 STATUS_INTERVAL = "0.1"
@@ -35,18 +36,11 @@ class Run:
     master_cpu_s: float
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def fleet(
-    seed: int, nodes: Sequence[str], offset_s: float, drift_ppm: float
-) -> list[SimulatedClock]:
+def fleet(seed: int, nodes: Sequence[str], offset_s: float, drift_ppm: float) -> list[ClockSpec]:
     """The master first, then the nodes, each with a seeded random offset and drift."""
     rng = random.Random(seed)
     return [
-        SimulatedClock(name, rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm))
+        ClockSpec(name, rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm))
         for name in (MASTER, *nodes)
     ]
 
@@ -74,7 +68,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_fleet(
-    clocks: list[SimulatedClock],
+    clocks: list[ClockSpec],
     *,
     rounds: int,
     converge_only: bool = False,
@@ -105,7 +99,7 @@ def run_fleet(
 
 
 def _start(
-    role: str, clock: SimulatedClock, broker: BrokerUrl, options: Sequence[str]
+    role: str, clock: ClockSpec, broker: BrokerUrl, options: Sequence[str]
 ) -> subprocess.Popen[bytes]:
     extra = ["--log-level", "error", *options]
     return subprocess.Popen(participant_command(role, clock, broker, SITE, extra))

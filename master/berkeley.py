@@ -118,7 +118,9 @@ class BerkeleyMaster(Participant):
     def sent(self, tag: Hashable, mono: int | None) -> None:
         collector = self._round
         if isinstance(tag, PollSent) and collector is not None and collector.number == tag.round:
-            collector.poll_sent(tag.node, tag.seq, None if mono is None else self.clock.reading_at(mono))
+            collector.poll_sent(
+                tag.node, tag.seq, None if mono is None else self.clock.reading_at(mono)
+            )
 
     def _track(self, message: Inbound) -> None:
         """Keep the set of nodes to poll: Berkeley nodes whose status says online."""

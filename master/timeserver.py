@@ -86,9 +86,7 @@ class TimeServer(Participant):
         self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float = 1.0
     ) -> None:
         super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
-        self.responder = TimeResponder(
-            self, disciplined=False, epoch=clock.host_ns() // 1_000_000
-        )
+        self.responder = TimeResponder(self, disciplined=False, epoch=clock.host_ns() // 1_000_000)
 
     def subscriptions(self) -> list[str]:
         return [self.topics.cristian_request]

@@ -198,7 +198,8 @@ class Inquirer:
     def subscriptions(self) -> list[str]:
         return [self.asker.reply_topic]
 
-    def will(self) -> None:
+    def will(self) -> Publish | None:
+        """None: a client that only asks has no status for a will to correct."""
         return None
 
     def goodbye(self) -> list[Publish]:

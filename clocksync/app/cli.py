@@ -66,7 +66,9 @@ def _mqtt_version(text: str) -> MqttVersion:
         return MqttVersion(text)
     except ValueError:
         choices = ", ".join(MqttVersion)
-        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {choices})") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {choices})"
+        ) from None
 
 
 def _positive_int(text: str) -> int:

@@ -44,9 +44,7 @@ def implausible(exchange: Exchange, responder_ppm: float, requester_ppm: float) 
     held = exchange.t3 - exchange.t2
     if held < 0:
         return "the server answered before the request arrived"
-    longest = (
-        (exchange.t4 - exchange.t1) * (1 + responder_ppm * 1e-6) / (1 - requester_ppm * 1e-6)
-    )
+    longest = (exchange.t4 - exchange.t1) * (1 + responder_ppm * 1e-6) / (1 - requester_ppm * 1e-6)
     if held > longest + PRECISION_NS:
         return "the server held the request longer than the round trip"
     return None

@@ -75,9 +75,11 @@ class Participant(ABC):
 
     def sent(self, tag: Hashable, mono: int | None) -> None:
         """A tagged message left at `mono` (None: it did not leave); by default ignored."""
+        return
 
     def connected(self, mono: int) -> None:
-        """Called on every (re)connect, before the status goes out."""
+        """Called on every (re)connect, before the status goes out; by default nothing."""
+        return
 
     def will(self) -> Publish:
         return self._status(State.OFFLINE, measured=False)

@@ -6,6 +6,7 @@ round summaries and statuses, as a person with `mosquitto_sub` would; a `TruthSa
 reads every clock's true error at a fixed period, as the benchmarks read the truth signal.
 """
 
+import contextlib
 import math
 import random
 from collections.abc import Hashable, Sequence
@@ -47,7 +48,7 @@ class Listener:
     def subscriptions(self) -> list[str]:
         return [self.topics.round]
 
-    def will(self) -> None:
+    def will(self) -> Publish | None:
         return None
 
     def goodbye(self) -> list[Publish]:
@@ -57,10 +58,8 @@ class Listener:
         return []
 
     def on_message(self, message: Inbound) -> list[Action]:
-        try:
+        with contextlib.suppress(MessageError):
             self.rounds.append(RoundSummary.decode(message.payload))
-        except MessageError:
-            pass
         return []
 
     def on_sent(self, tag: Hashable, mono: int | None) -> None:

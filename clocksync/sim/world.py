@@ -221,9 +221,9 @@ class World:
     def route(self, message: Publish, sent_at: int | None = None) -> None:
         """The broker has `message`: send it down every subscriber's path, unless it
         expired on the way in."""
-        if sent_at is not None and message.expiry_s is not None:
-            if self.now - sent_at > message.expiry_s * NS_PER_S:
-                return
+        expiry = message.expiry_s
+        if sent_at is not None and expiry is not None and self.now - sent_at > expiry * NS_PER_S:
+            return
         for subscriber, received in self.broker.route(message):
             host = subscriber.client
             assert isinstance(host, Host)

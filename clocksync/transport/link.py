@@ -8,8 +8,11 @@ thread hand-off sits inside a measured round trip and nothing needs a lock.  Rec
 owner only sees messages.
 
 paho is subclassed, never patched: `_ClocksyncClient` overrides three of paho's private
-hooks (`_sock_recv`, `_sock_send`, `_handle_publish`), for this client alone.  The contract
-tests (tests/integration/test_paho_contract.py) fail if a paho release stops calling them.
+hooks (`_sock_recv`, `_sock_send`, `_handle_publish`) and calls three private helpers
+(`_send_puback`, `_reset_sockets`, and `_in_packet`, the packet being read), for this
+client alone.  The contract tests (tests/integration/test_paho_contract.py) fail if a paho
+release stops calling the hooks or drops the helpers; CI runs them with the lowest paho
+allowed as well as the newest.
 """
 
 import contextlib
@@ -191,6 +194,12 @@ class _ClocksyncClient(mqtt.Client):
             Inbound(topic, payload, received_mono, response_topic, correlation, arrival is not None)
         )
 
+    def release(self) -> None:
+        """Close every socket the client holds: disconnect() leaves open the wake-up socket
+        pair that loop() made.  (paho's public reinitialise() would, but in paho 2.1 it
+        fails: it calls the constructor without the callback API version.)"""
+        self._reset_sockets()
+
     def drop_unread(self) -> None:
         """Forget what was read from a previous connection's socket."""
         self._unread, self._unread_at = b"", 0
@@ -320,9 +329,7 @@ class MqttLink:
         if was_open:
             self._client.disconnect()
             self._client.loop(0.05)
-        # disconnect() leaves open the wake-up socket pair that loop() made; paho's public
-        # way to release every socket it holds is to reset the client.
-        self._client.reinitialise()
+        self._client.release()
 
     def _take_events(self) -> list[LinkEvent]:
         events = self._events

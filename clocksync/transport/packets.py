@@ -13,7 +13,6 @@ import struct
 from dataclasses import dataclass
 from typing import Self
 
-from paho.mqtt.exception import MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
@@ -68,10 +67,7 @@ class QuickProperties(Properties):
     def unpack_quick(self, buffer: bytes) -> int:
         """Read the properties of a publish; raise ValueError for whatever paho should judge
         (another property, a repeat, a string MQTT forbids, a length out of bounds)."""
-        try:
-            length, size = VariableByteIntegers.decode(buffer)
-        except MQTTException as error:
-            raise ValueError(str(error)) from None
+        length, size = _read_varint(buffer)
         end = size + length
         if end > len(buffer):
             raise ValueError("properties run past the packet")
@@ -102,6 +98,16 @@ class QuickProperties(Properties):
             object.__setattr__(self, name, value)
         return end
 
+
+def _read_varint(buffer: bytes) -> tuple[int, int]:
+    """An MQTT Variable Byte Integer at the start of `buffer`: (value, bytes used); raise
+    ValueError when it is cut short or longer than four bytes."""
+    value = 0
+    for index, byte in enumerate(buffer[:4]):
+        value += (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value, index + 1
+    raise ValueError("malformed variable byte integer")
 
 
 @dataclass(frozen=True)

@@ -57,26 +57,33 @@ def start_container(image: str) -> tuple[MosquittoContainer | None, str]:
     return container, ""
 
 
+BROKER_CHOSEN: list[str] = []
+"""Which broker the session used, and why, for the summary at the end."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in BROKER_CHOSEN:
+        terminalreporter.write_line(f"integration broker: {line}")
+
+
 @pytest.fixture(scope="session")
-def broker(request: pytest.FixtureRequest) -> Iterator[BrokerUrl]:
+def broker() -> Iterator[BrokerUrl]:
     override = os.environ.get("CLOCKSYNC_TEST_BROKER")
     if override:
+        BROKER_CHOSEN.append(f"{override}, from CLOCKSYNC_TEST_BROKER")
         yield BrokerUrl.parse(override)
         return
     container, why_not = start_container(BROKER_IMAGE)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if container is not None:
         try:
             host = container.get_container_host_ip()
             url = BrokerUrl(host, int(container.get_exposed_port(1883)))
-            if reporter is not None:
-                reporter.write_line(f"integration broker: {BROKER_IMAGE} container at {url}")
+            BROKER_CHOSEN.append(f"a {BROKER_IMAGE} container through testcontainers, at {url}")
             yield url
         finally:
             container.stop()
         return
-    if reporter is not None:
-        reporter.write_line(f"integration broker: a local mosquitto, since {why_not}")
+    BROKER_CHOSEN.append(f"a local mosquitto, since {why_not}")
     with LocalMosquitto() as local:
         yield local.url
 

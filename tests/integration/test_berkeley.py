@@ -13,8 +13,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
 from clocksync.protocol.topics import Topics
@@ -24,7 +22,6 @@ from clocksync.testing.processes import ClockSpec, Fleet
 from clocksync.transport.link import MqttLink
 from clocksync.transport.url import BrokerUrl
 from tests.integration.support import start_master
-
 
 LINES = ("KMC", "MIT", "TAPMI", "SOLS")
 ROUND_TIMEOUT_S = 15.0

@@ -63,9 +63,7 @@ def test_an_hour_runs_in_seconds_and_drift_regrows_between_rounds() -> None:
     assert percentile(errors, 0.5) > 5e-6
 
 
-@pytest.mark.parametrize(
-    ("asymmetry_s", "floor_s"), [(0.0, 0.0), (2e-3, 1e-3), (10e-3, 5e-3)]
-)
+@pytest.mark.parametrize(("asymmetry_s", "floor_s"), [(0.0, 0.0), (2e-3, 1e-3), (10e-3, 5e-3)])
 def test_an_asymmetric_path_leaves_half_its_asymmetry_as_error(
     asymmetry_s: float, floor_s: float
 ) -> None:
@@ -149,10 +147,12 @@ def test_a_frozen_node_is_reported_missing_and_rejoins() -> None:
     mit = world.hosts["MIT"]
     mit.path = Path(Fixed(10.0), Fixed(10.0))  # everything it says arrives too late
     world.run(3)
-    assert site.listener.rounds[-1].missing == ("MIT",)
+    frozen = site.listener.rounds[-1]
+    assert frozen.missing == ("MIT",)
     mit.path = QUIET
     world.run(25)
-    assert site.listener.rounds[-1].missing == ()
+    thawed = site.listener.rounds[-1]
+    assert thawed.missing == ()
     assert max(world.distances_from(MASTER).values()) <= 0.001
 
 

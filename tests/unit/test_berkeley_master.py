@@ -32,6 +32,7 @@ def announce(
     master: BerkeleyMaster,
     time: FakeTime,
     name: str,
+    *,
     state: State = State.ONLINE,
     sync: SyncMode = SyncMode.BERKELEY,
     role: RoleKind = RoleKind.NODE,
@@ -190,5 +191,7 @@ def test_a_poll_that_did_not_leave_gives_no_sample() -> None:
     reply = Reply("KMC", poll.epoch, poll.round, 0, time.wall, time.wall)
     master.on_message(inbound(TOPICS.reply("KMC"), reply, time.mono + 100 * US))
     time.mono += NS_PER_S // 2
-    (summary_message,) = [p for p in publishes(master.on_timer(time.mono)) if p.retain and "round" in p.topic]
+    (summary_message,) = [
+        p for p in publishes(master.on_timer(time.mono)) if p.retain and "round" in p.topic
+    ]
     assert RoundSummary.decode(summary_message.payload).missing == ("KMC",)

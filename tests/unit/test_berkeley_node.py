@@ -25,7 +25,9 @@ def make_node(time: FakeTime, offset_s: float = 0.0) -> BerkeleyNode:
     return node
 
 
-def poll(node: BerkeleyNode, time: FakeTime, round_: int, seq: int, **fields: object) -> list[Reply]:
+def poll(
+    node: BerkeleyNode, time: FakeTime, round_: int, seq: int, **fields: object
+) -> list[Reply]:
     """Deliver a poll that arrived 40 µs ago; the replies the node sends, reported sent."""
     message = Poll(
         str(fields.get("master", "lab")),

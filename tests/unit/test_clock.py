@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from clocksync.core.clock import NS_PER_S, Applied, Discipline, SoftwareClock
 from tests.unit.fakes import START_WALL, FakeTime, make_clock
 
+
 def test_starts_at_host_time_plus_offset_and_runs_at_the_drifted_rate() -> None:
     fake = FakeTime()
     clock = make_clock(fake, offset_s=2.5, drift_ppm=100)

@@ -9,10 +9,10 @@ from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.messages import (
     Correction,
     MessageError,
-    RoundEntry,
     Poll,
     PreviousSend,
     Reply,
+    RoundEntry,
     RoundSummary,
     Status,
     TimeRequest,
@@ -153,7 +153,9 @@ def test_nan_constants_are_refused_even_when_the_field_is_not_read() -> None:
     ],
 )
 def test_bad_status_is_refused(change: dict[str, object]) -> None:
-    data = json.loads(Status("KMC", RoleKind.NODE, State.ONLINE, SyncMode.BERKELEY, 0.0, NOW).encode())
+    data = json.loads(
+        Status("KMC", RoleKind.NODE, State.ONLINE, SyncMode.BERKELEY, 0.0, NOW).encode()
+    )
     data.update(change)
     with pytest.raises(MessageError):
         Status.decode(json.dumps(data).encode())

@@ -11,10 +11,10 @@ from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.messages import (
     Correction,
     MessageError,
-    RoundEntry,
     Poll,
     PreviousSend,
     Reply,
+    RoundEntry,
     RoundSummary,
     Status,
     TimeRequest,

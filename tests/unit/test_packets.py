@@ -94,7 +94,9 @@ def test_any_bytes_are_refused_or_read_as_paho_reads_them(buffer: bytes) -> None
 @pytest.mark.parametrize("qos", [0, 1])
 def test_a_publish_is_split_into_topic_properties_and_payload(qos: int) -> None:
     properties = paho_properties("clocksync/s/cristian/reply/me", b"\x01\x02", 1).pack()
-    packet = split_publish(publish_body(b"clocksync/s/cristian/request", qos, properties, b"{}"), qos)
+    packet = split_publish(
+        publish_body(b"clocksync/s/cristian/request", qos, properties, b"{}"), qos
+    )
     assert packet is not None
     assert packet.topic == "clocksync/s/cristian/request"
     assert packet.mid == (77 if qos else 0)

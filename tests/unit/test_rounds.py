@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 
 from clocksync.core.measurement import Exchange
-from clocksync.protocol.enums import RoleKind
-from clocksync.protocol.messages import PreviousSend, Reply
 from clocksync.core.sample import Sample
 from clocksync.master.rounds import RoundCollector, RoundPlan, settle
+from clocksync.protocol.enums import RoleKind
+from clocksync.protocol.messages import PreviousSend, Reply
 
 MS = 1_000_000
 T0 = 1_800_000_000 * 10**9

@@ -1,0 +1,92 @@
+"""The contract with paho: clocksync subclasses paho's client and overrides three private
+hooks (`_sock_recv`, `_sock_send`, `_handle_publish`).  These tests fail if a paho release
+stops calling them, instead of clocksync silently losing its kernel timestamps, leaving
+send-time markers unpatched, or falling back to paho's slow property decoding."""
+
+import os
+import time
+
+import pytest
+
+from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.protocol.enums import MqttVersion
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.timefmt import parse_ns
+from clocksync.protocol.wire import SEND_TIME_MARKER
+from clocksync.transport.link import MqttLink
+from clocksync.transport.url import BrokerUrl
+
+
+def received(link: MqttLink, count: int, timeout_s: float = 10) -> list[Inbound]:
+    messages: list[Inbound] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < count and time.monotonic() < deadline:
+        messages += [event for event in link.poll(0.05) if isinstance(event, Inbound)]
+    return messages
+
+
+@pytest.mark.parametrize("protocol", list(MqttVersion))
+def test_a_received_message_carries_the_kernels_receive_timestamp(
+    broker: BrokerUrl, site: str, protocol: MqttVersion
+) -> None:
+    topic = f"clocksync/{site}/contract/{protocol}"
+    listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic], protocol=protocol)
+    sender = MqttLink(broker, f"{site}-sender")
+    try:
+        assert listener.wait_until_ready(10)
+        assert sender.wait_until_ready(10)
+        before = time.monotonic_ns()
+        for qos in (0, 1):
+            sender.publish(Publish(topic, b"{}", qos=qos))
+        messages = received(listener, 2)
+        after = time.monotonic_ns()
+    finally:
+        listener.close()
+        sender.close()
+    assert len(messages) == 2
+    assert all(message.kernel_stamped for message in messages), "_sock_recv was not called"
+    assert all(before <= message.received_mono <= after for message in messages)
+    assert listener.counters.kernel_stamped == 2
+    if protocol == MqttVersion.V5:
+        assert listener.counters.quick_decoded == 2, "_handle_publish was not called"
+
+
+def test_an_outgoing_answer_has_its_send_time_patched_in(broker: BrokerUrl, site: str) -> None:
+    topic = f"clocksync/{site}/contract/stamped"
+    clock = SoftwareClock(offset_s=12.5)
+    listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic])
+    sender = MqttLink(broker, f"{site}-sender", send_time=clock.reading_at)
+    try:
+        assert listener.wait_until_ready(10)
+        assert sender.wait_until_ready(10)
+        payload = b'{"sent": "' + SEND_TIME_MARKER.encode() + b'"}'
+        before = clock.now_ns()
+        sent_mono = sender.publish(
+            Publish(topic, payload, response_topic=f"{topic}/reply", correlation=b"\x07")
+        )
+        after = clock.now_ns()
+        (message,) = received(listener, 1)
+    finally:
+        listener.close()
+        sender.close()
+    assert sender.counters.send_stamped == 1, "_sock_send was not called"
+    assert sent_mono is not None
+    stamped = parse_ns(message.payload.decode()[10:-2])
+    assert before <= stamped <= after
+    assert stamped == clock.reading_at(sent_mono)
+    assert abs(stamped - time.time_ns() - round(12.5 * NS_PER_S)) < NS_PER_S
+    assert (message.response_topic, message.correlation) == (f"{topic}/reply", b"\x07")
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_closed_link_holds_no_socket(broker: BrokerUrl, site: str) -> None:
+    before = open_descriptors()
+    for index in range(3):
+        link = MqttLink(broker, f"{site}-{index}", subscriptions=[f"clocksync/{site}/x"])
+        assert link.wait_until_ready(10)
+        link.poll(0.01)
+        link.close()
+    assert open_descriptors() == before
