@@ -187,7 +187,7 @@ class TimeResponse(Message):
     """Time server to client: t2 (`received`) and t3 (`sent`) on the server's clock.
 
     `echo` is the request's `sent`; `rate_ppm` bounds how far the server's clock rate may be
-    from true time while the answer travels (see clocksync.cristian); `epoch` is the
+    from true time while the answer travels (see clocksync.core.bounds); `epoch` is the
     server's incarnation.  `correlation` is set when the request carried it in its payload.
     """
 

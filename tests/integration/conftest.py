@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 from docker.errors import DockerException
 from testcontainers.community.mqtt import MosquittoContainer
@@ -34,16 +35,33 @@ RYUK_HINT = (
 )
 
 
+@contextlib.contextmanager
+def engine_socket_collected() -> Iterator[None]:
+    """Without an engine the Docker client leaves its socket to the garbage collector:
+    collect it here, rather than let the warning fail whichever test happens to come next."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
+
+
+def docker_engine() -> docker.DockerClient | None:
+    """A client of the Docker engine, or None when none answers."""
+    with engine_socket_collected():
+        try:
+            return docker.from_env()
+        except DockerException:
+            return None
+
+
 def start_container(image: str) -> tuple[MosquittoContainer | None, str]:
     """A running, ready Mosquitto container, or None and why not."""
-    with warnings.catch_warnings():
-        # Without an engine the Docker client leaves its socket to the garbage collector;
-        # collect it here rather than let it fail whichever test happens to come next.
-        warnings.simplefilter("ignore", ResourceWarning)
+    with engine_socket_collected():
         try:
             container = MosquittoContainer(image)
         except DockerException as error:
-            gc.collect()
             return None, f"no Docker engine answers ({error})"
     try:
         container.start(configfile=str(BROKER_CONFIG))

@@ -6,12 +6,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import docker
 import pytest
-from docker.errors import DockerException
 
 from clocksync.testing.localbroker import find_mosquitto, free_port
-from tests.integration.conftest import BROKER_CONFIG, start_container
+from tests.integration.conftest import BROKER_CONFIG, docker_engine, start_container
 
 READY = re.compile(r"mosquitto version \d+.\d+.\d+ running")
 """What testcontainers' MosquittoContainer waits for in the broker's log."""
@@ -41,10 +39,8 @@ def test_the_broker_config_logs_what_testcontainers_waits_for(tmp_path: Path) ->
 
 
 def test_an_image_that_cannot_be_had_gives_a_reason_and_leaves_no_container() -> None:
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except DockerException:
+    engine = docker_engine()
+    if engine is None:
         pytest.skip("no Docker engine answers here")
     try:
         before = {c.id for c in engine.containers.list(all=True)}
