@@ -24,6 +24,7 @@ from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import TimeRequest, TimeResponse
 from clocksync.protocol.topics import Topics
 from clocksync.roles.participant import receive
+from clocksync.roles.role import PassiveRole
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,9 @@ class Burst:
         return self.asker.pending.next_deadline()
 
 
-class Inquirer:
-    """A Cristian client that asks when told to and keeps no status: the role behind
-    `clocksync ask`, and the tests' and benchmarks' clients."""
+class Inquirer(PassiveRole):
+    """A Cristian client that asks when told to and keeps no status (so it has no will):
+    the role behind `clocksync ask`, and the tests' and benchmarks' clients."""
 
     def __init__(
         self,
@@ -197,13 +198,6 @@ class Inquirer:
 
     def subscriptions(self) -> list[str]:
         return [self.asker.reply_topic]
-
-    def will(self) -> Publish | None:
-        """None: a client that only asks has no status for a will to correct."""
-        return None
-
-    def goodbye(self) -> list[Publish]:
-        return []
 
     def on_connect(self, mono: int) -> list[Action]:
         return [Wake(mono + IDLE_WAKE_NS)]

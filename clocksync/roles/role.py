@@ -50,6 +50,35 @@ class Role(Protocol):
         ...
 
 
+class PassiveRole:
+    """A role that does nothing unless a subclass says otherwise: no will, no goodbye, no
+    action for any input.  Listeners and clients that only ask build on it."""
+
+    name: str
+    clock: SoftwareClock
+
+    def subscriptions(self) -> list[str]:
+        return []
+
+    def will(self) -> Publish | None:
+        return None
+
+    def goodbye(self) -> list[Publish]:
+        return []
+
+    def on_connect(self, mono: int) -> list[Action]:
+        return []
+
+    def on_message(self, message: Inbound) -> list[Action]:
+        return []
+
+    def on_sent(self, tag: Hashable, mono: int | None) -> None:
+        return None
+
+    def on_timer(self, mono: int) -> list[Action]:
+        return []
+
+
 def carry_out(
     role: Role, actions: Sequence[Action], send: Callable[[Publish], int | None]
 ) -> int | None:

@@ -9,7 +9,7 @@ reads every clock's true error at a fixed period, as the benchmarks read the tru
 import contextlib
 import math
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clocksync.core.clock import NS_PER_S
@@ -18,9 +18,10 @@ from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeServer
 from clocksync.nodes.berkeley import BerkeleyNode
 from clocksync.nodes.cristian import CristianNode
-from clocksync.protocol.envelope import Action, Inbound, Publish
+from clocksync.protocol.envelope import Action, Inbound
 from clocksync.protocol.messages import MessageError, RoundSummary
 from clocksync.protocol.topics import Topics
+from clocksync.roles.role import PassiveRole
 from clocksync.sim.delays import Delay, Path
 from clocksync.sim.world import World
 
@@ -36,7 +37,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-class Listener:
+class Listener(PassiveRole):
     """A passive subscriber that keeps every round summary of a site."""
 
     def __init__(self, world: World, site: str, name: str = "listener") -> None:
@@ -48,24 +49,9 @@ class Listener:
     def subscriptions(self) -> list[str]:
         return [self.topics.round]
 
-    def will(self) -> Publish | None:
-        return None
-
-    def goodbye(self) -> list[Publish]:
-        return []
-
-    def on_connect(self, mono: int) -> list[Action]:
-        return []
-
     def on_message(self, message: Inbound) -> list[Action]:
         with contextlib.suppress(MessageError):
             self.rounds.append(RoundSummary.decode(message.payload))
-        return []
-
-    def on_sent(self, tag: Hashable, mono: int | None) -> None:
-        return None
-
-    def on_timer(self, mono: int) -> list[Action]:
         return []
 
 
