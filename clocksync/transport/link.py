@@ -279,10 +279,12 @@ class MqttLink:
 
     def wait_until_ready(self, timeout_s: float) -> bool:
         """Drive the connection until it is ready or `timeout_s` passes; say which.  What
-        arrives meanwhile is dropped: call this before anything is expected."""
+        arrived meanwhile (the retained messages, say) is kept for the next `poll`."""
         deadline = time.monotonic() + timeout_s
+        arrived: list[LinkEvent] = []
         while not self._ready and time.monotonic() < deadline:
-            self.poll(0.05)
+            arrived += self.poll(0.05)
+        self._events[:0] = arrived
         return self._ready
 
     def publish(self, message: Publish) -> int | None:

@@ -90,3 +90,21 @@ def test_a_closed_link_holds_no_socket(broker: BrokerUrl, site: str) -> None:
         link.poll(0.01)
         link.close()
     assert open_descriptors() == before
+
+
+def test_what_arrives_while_connecting_is_kept(broker: BrokerUrl, site: str) -> None:
+    topic = f"clocksync/{site}/contract/retained"
+    sender = MqttLink(broker, f"{site}-sender")
+    listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic])
+    try:
+        assert sender.wait_until_ready(10)
+        sender.publish(Publish(topic, b"kept", retain=True, qos=1))
+        sender.poll(0.1)
+        assert listener.wait_until_ready(10)
+        messages = received(listener, 1)
+        sender.publish(Publish(topic, b"", retain=True, qos=1))
+        sender.poll(0.1)
+    finally:
+        listener.close()
+        sender.close()
+    assert [message.payload for message in messages] == [b"kept"]
