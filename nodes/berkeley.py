@@ -4,15 +4,26 @@ Each reply also carries the precise send time of the node's previous reply in th
 (interleaved mode, see PreviousSend), which the runner reports back once the reply has left
 (`sent`).  For each poll the node records its clock's total adjustment at the moment it
 answered; the correction names the poll the master used, so the node subtracts whatever it
-slewed since then and lands exactly where the master meant.  A correction for a poll this
-node did not answer in the current round (late, or another master's) is dropped, and so is
-a second correction, or poll, for a round already corrected (a replay).
+slewed since then and lands exactly where the master meant.
+
+What the node accepts, so that neither a forged or replayed message nor a duplicate
+delivery can corrupt a measurement or move the clock:
+
+- it follows one master incarnation (name and epoch), the first it hears; another is
+  followed only once the one followed has been silent for LEADER_SILENCE_NS;
+- it answers each poll once, and polls only for rounds after the last one corrected, with
+  a sequence number below MAX_SEQ, keeping at most OPEN_ROUNDS rounds open: a poll naming a
+  far-future round cannot make the real rounds look stale, and no flood of polls grows its
+  memory;
+- it applies a correction only for a poll it answered, in a round not yet corrected, and
+  the clock's discipline refuses any correction beyond its maximum change in service.
 """
 
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Poll, PreviousSend, Reply
@@ -20,25 +31,20 @@ from clocksync.roles.participant import Participant, receive
 
 log = logging.getLogger(__name__)
 
+LEADER_SILENCE_NS = 10 * NS_PER_S
+"""How long the master followed must be silent before another may lead this node."""
+MAX_SEQ = 256
+"""Polls per round a node answers at most (the master sends `--samples`, at most 64)."""
+OPEN_ROUNDS = 4
+
 
 @dataclass
 class _Round:
-    """The round this node is answering: per poll answered, the clock's total adjustment
-    at that moment; `corrected` once its correction is applied, so a replay is refused."""
+    """A round this node has answered polls in: per poll answered, the clock's total
+    adjustment at that moment, and when its latest reply really left."""
 
-    master: str
-    epoch: int
-    number: int
     adjusted_at_reply: dict[int, int] = field(default_factory=dict)
-    corrected: bool = False
     previous: PreviousSend | None = None
-
-    def is_for(self, master: str, epoch: int, number: int) -> bool:
-        return (self.master, self.epoch, self.number) == (master, epoch, number)
-
-    def supersedes(self, master: str, epoch: int, number: int) -> bool:
-        """Whether a message for that round comes from this master after its time."""
-        return (self.master, self.epoch) == (master, epoch) and number < self.number
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,23 @@ class BerkeleyNode(Participant):
 
     kind = RoleKind.NODE
     sync = SyncMode.BERKELEY
-    _current: _Round | None = None
+
+    def __init__(
+        self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float
+    ) -> None:
+        super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
+        self._leader: tuple[str, int] | None = None
+        self._leader_heard = 0
+        self._corrected_through = 0
+        self._rounds: dict[int, _Round] = {}
 
     def subscriptions(self) -> list[str]:
         return [self.topics.poll(self.name), self.topics.correction(self.name)]
+
+    @property
+    def leader(self) -> tuple[str, int] | None:
+        """The master (name, epoch) this node follows."""
+        return self._leader
 
     def handle(self, message: Inbound) -> list[Publish]:
         if message.topic == self.topics.poll(self.name):
@@ -66,37 +85,27 @@ class BerkeleyNode(Participant):
         return []
 
     def sent(self, tag: Hashable, mono: int | None) -> None:
-        current = self._current
-        if (
-            isinstance(tag, ReplySent)
-            and mono is not None
-            and current is not None
-            and current.number == tag.round
-        ):
-            current.previous = PreviousSend(tag.seq, self.clock.reading_at(mono))
+        if not isinstance(tag, ReplySent) or mono is None:
+            return
+        answered = self._rounds.get(tag.round)
+        if answered is not None:
+            answered.previous = PreviousSend(tag.seq, self.clock.reading_at(mono))
 
     def _answer(self, message: Inbound) -> list[Publish]:
         received = self.clock.reading_at(message.received_mono)
         poll = receive(message, Poll, self.topics)
         if poll is None:
             return []
-        if self.clock.stepped_since(message.received_mono):
-            log.info(
-                "skipped poll %d of round %d: the clock stepped since it arrived",
-                poll.seq,
-                poll.round,
-            )
+        refusal = self._poll_refusal(poll, message.received_mono)
+        if refusal is not None:
+            log.info("dropped poll %d of round %d: %s", poll.seq, poll.round, refusal)
             return []
-        current = self._current
-        if current is None or not current.is_for(poll.master, poll.epoch, poll.round):
-            if current is not None and current.supersedes(poll.master, poll.epoch, poll.round):
-                log.warning("dropped a stale poll for round %d", poll.round)
-                return []
-            current = self._current = _Round(poll.master, poll.epoch, poll.round)
-        if current.corrected:
-            log.warning("dropped a poll for round %d, which is already corrected", poll.round)
-            return []
-        answering = current
+        rounds = self._rounds
+        answering = rounds.get(poll.round)
+        if answering is None:
+            answering = rounds[poll.round] = _Round()
+            if len(rounds) > OPEN_ROUNDS:
+                del rounds[min(rounds)]
 
         def stamp() -> int:
             """t3, and the clock's total adjustment at that same instant."""
@@ -104,23 +113,47 @@ class BerkeleyNode(Participant):
             answering.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns(mono)
             return self.clock.reading_at(mono)
 
-        unsent = Reply(self.name, poll.epoch, poll.round, poll.seq, received, 0, current.previous)
+        unsent = Reply(
+            self.name, poll.epoch, poll.round, poll.seq, received, 0, answering.previous
+        )
         payload = unsent.encode_stamped(stamp)
         tag = ReplySent(poll.round, poll.seq)
         return [Publish(self.topics.reply(self.name), payload, tag=tag)]
+
+    def _poll_refusal(self, poll: Poll, received_mono: int) -> str | None:
+        """Why this poll is not answered, or None; a poll from a new master to follow
+        resets the rounds."""
+        if self.clock.stepped_since(received_mono):
+            return "the clock stepped since it arrived"
+        master = (poll.master, poll.epoch)
+        if master != self._leader:
+            if self._leader is not None and received_mono - self._leader_heard < LEADER_SILENCE_NS:
+                return f"{poll.master} (epoch {poll.epoch}) is not the master this node follows"
+            self._leader, self._corrected_through = master, 0
+            self._rounds.clear()
+            log.info("following master %s (epoch %d)", poll.master, poll.epoch)
+        self._leader_heard = received_mono
+        if poll.round <= self._corrected_through:
+            return "that round is already corrected"
+        if poll.seq >= MAX_SEQ:
+            return f"more than {MAX_SEQ} polls in a round"
+        answered = self._rounds.get(poll.round)
+        if answered is not None and poll.seq in answered.adjusted_at_reply:
+            return "it was answered already (a replay or a duplicate)"
+        return None
 
     def _correct(self, message: Inbound) -> None:
         correction = receive(message, Correction, self.topics)
         if correction is None:
             return
-        current = self._current
+        answered = self._rounds.get(correction.round)
         awaited = (
-            current is not None
-            and not current.corrected
-            and current.is_for(correction.master, correction.epoch, correction.round)
-            and correction.seq in current.adjusted_at_reply
+            (correction.master, correction.epoch) == self._leader
+            and answered is not None
+            and correction.round > self._corrected_through
+            and correction.seq in answered.adjusted_at_reply
         )
-        if current is None or not awaited:
+        if answered is None or not awaited:
             log.warning(
                 "dropped a correction for %s, round %d, poll %d: not one this node awaits",
                 correction.node,
@@ -128,5 +161,7 @@ class BerkeleyNode(Participant):
                 correction.seq,
             )
             return
-        current.corrected = True
-        self.apply_correction(correction.correction_s, current.adjusted_at_reply[correction.seq])
+        self._corrected_through = correction.round
+        for number in [number for number in self._rounds if number <= correction.round]:
+            del self._rounds[number]
+        self.apply_correction(correction.correction_s, answered.adjusted_at_reply[correction.seq])

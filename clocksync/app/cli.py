@@ -140,9 +140,17 @@ def _clock_options(parser: argparse.ArgumentParser) -> None:
         "--makestep",
         nargs=2,
         metavar=("THRESHOLD", "LIMIT"),
-        default=[Discipline.step_threshold_s, Discipline.backward_step_limit],
+        default=[Discipline.step_threshold_s, Discipline.first_updates],
         help="step corrections of THRESHOLD seconds or more: forwards always, "
         "backwards only in the first LIMIT updates (default: 0.1 3)",
+    )
+    group.add_argument(
+        "--max-change",
+        type=positive,
+        default=Discipline.max_change_s,
+        metavar="SECONDS",
+        help="after the first LIMIT updates, refuse any correction larger than this, "
+        "forwards or backwards (default: %(default)g)",
     )
 
 
@@ -321,10 +329,11 @@ def _clock(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Softwar
         discipline = Discipline(
             max_slew_ppm=args.max_slew_ppm,
             step_threshold_s=float(threshold_text),
-            backward_step_limit=int(limit_text),
+            first_updates=int(limit_text),
+            max_change_s=args.max_change,
         )
     except ValueError as error:
-        parser.error(f"--makestep/--max-slew-ppm: {error}")
+        parser.error(f"--makestep/--max-slew-ppm/--max-change: {error}")
     return SoftwareClock(offset_s=args.offset, drift_ppm=args.drift_ppm, discipline=discipline)
 
 

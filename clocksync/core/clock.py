@@ -4,7 +4,10 @@ A participant cannot set its host's clock (no CAP_SYS_TIME on most devices), so 
 own: the host's monotonic clock scaled by a simulated frequency error, started at the host's
 system time plus a simulated offset.  Corrections are slewed at a bounded rate, so the clock
 never runs backwards; only a correction above the step threshold is stepped, forwards at any
-time and backwards only during the first few updates (chrony's `makestep 0.1 3`).
+time and backwards only during the first few updates (chrony's `makestep 0.1 3`).  Once in
+service a correction larger than the maximum change is refused, forwards as backwards
+(chrony's `maxchange`), and no correction may take the clock outside the years 1970 to
+9999, the times the wire format can write.
 
 The clock is a chain of linear segments.  Each correction starts a new segment at the reading
 of the old one, which keeps readings continuous; the previous segment is kept so that a
@@ -24,6 +27,8 @@ TRUTH_BRACKETS = 5
 # How far a host's monotonic clock may run from true time: an unsynchronised crystal is
 # within about 100 ppm, and a host NTP daemon slews it by at most 500 ppm (Linux adjtime).
 HOST_TOLERANCE_PPM = 500.0
+MAX_READING_NS = 253_402_300_799_999_999_999
+"""9999-12-31T23:59:59.999999999Z: the last time RFC 3339 can write."""
 
 
 class Applied(Enum):
@@ -31,6 +36,7 @@ class Applied(Enum):
 
     SLEW = "slew"
     STEP = "step"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -39,22 +45,29 @@ class Discipline:
 
     max_slew_ppm: the fastest rate at which a slew changes the clock (chrony's maxslewrate).
     step_threshold_s: corrections at least this large are stepped instead of slewed.
-    backward_step_limit: backward steps are allowed only in this many first updates; later
-        backward corrections are slewed however large, so time never runs backwards once a
-        participant is in service.  Forward steps never break ordering and are always allowed.
+    first_updates: a participant joins with a clock that may be far off: in this many first
+        updates a correction may be of any size and may step backwards.  Later, backward
+        corrections are slewed however large, so time never runs backwards in service;
+        forward steps never break ordering and are always allowed.
+    max_change_s: in service (after the first updates), a correction larger than this is
+        refused, forwards as backwards: one bad or forged measurement cannot move the clock
+        further (chrony's maxchange).
     """
 
     max_slew_ppm: float = 83_333.0
     step_threshold_s: float = 0.1
-    backward_step_limit: int = 3
+    first_updates: int = 3
+    max_change_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_slew_ppm <= 500_000:
             raise ValueError("max_slew_ppm must be in (0, 500000]")
         if not (math.isfinite(self.step_threshold_s) and self.step_threshold_s > 0):
             raise ValueError("step_threshold_s must be a positive number")
-        if self.backward_step_limit < 0:
-            raise ValueError("backward_step_limit must not be negative")
+        if self.first_updates < 0:
+            raise ValueError("first_updates must not be negative")
+        if not (math.isfinite(self.max_change_s) and self.max_change_s > 0):
+            raise ValueError("max_change_s must be a positive number")
 
 
 @dataclass(frozen=True)
@@ -105,11 +118,15 @@ class SoftwareClock:
         self._monotonic_ns = monotonic_ns
         self._wall_ns = wall_ns
         self._updates = 0
+        self.refused = 0
         self._last_step_mono: int | None = None
         mono = monotonic_ns()
+        start = wall_ns() + round(offset_s * NS_PER_S)
+        if not 0 <= start <= MAX_READING_NS:
+            raise ValueError("offset_s takes the clock outside the years 1970 to 9999")
         self._segment = _Segment(
             start_mono=mono,
-            start_reading=wall_ns() + round(offset_s * NS_PER_S),
+            start_reading=start,
             adjusted_before=0,
             rate=1.0 + drift_ppm * 1e-6,
             slew_ns=0,
@@ -175,7 +192,8 @@ class SoftwareClock:
         return self.correct(remaining), remaining
 
     def correct(self, delta_ns: int) -> Applied:
-        """Move the clock by `delta_ns` from now on, superseding what is left of a slew.
+        """Move the clock by `delta_ns` from now on, superseding what is left of a slew, or
+        refuse (see `refusal`).
 
         The caller passes what remains to be applied of a correction measured earlier, so
         the leftover of the previous slew is dropped rather than added.
@@ -183,6 +201,9 @@ class SoftwareClock:
         mono = self._monotonic_ns()
         current = self._segment
         reading = current.reading(mono)
+        if self.refusal(delta_ns, reading) is not None:
+            self.refused += 1
+            return Applied.REFUSED
         adjusted = current.adjusted_before + round(current.slewed(mono))
         applied = Applied.STEP if self._should_step(delta_ns) else Applied.SLEW
         stepped = delta_ns if applied is Applied.STEP else 0
@@ -208,10 +229,25 @@ class SoftwareClock:
         """
         return self._last_step_mono is not None and self._last_step_mono >= mono
 
+    def refusal(self, delta_ns: int, reading: int | None = None) -> str | None:
+        """Why a correction of `delta_ns` now would be refused, or None: it is larger than
+        the maximum change and the clock is in service, or it would take the clock (now
+        reading `reading`) outside the times the wire format can write."""
+        in_service = self._updates >= self.discipline.first_updates
+        if in_service and abs(delta_ns) > self.discipline.max_change_s * NS_PER_S:
+            return (
+                f"{delta_ns / NS_PER_S:+.6f} s is more than the maximum change "
+                f"of {self.discipline.max_change_s:g} s"
+            )
+        reading = self.now_ns() if reading is None else reading
+        if not 0 <= reading + delta_ns <= MAX_READING_NS:
+            return f"{delta_ns / NS_PER_S:+.6f} s would take the clock outside 1970 to 9999"
+        return None
+
     def _should_step(self, delta_ns: int) -> bool:
         if abs(delta_ns) < self.discipline.step_threshold_s * NS_PER_S:
             return False
-        return delta_ns > 0 or self._updates < self.discipline.backward_step_limit
+        return delta_ns > 0 or self._updates < self.discipline.first_updates
 
     def host_offset_ns(self) -> tuple[int, int]:
         """(this clock minus the host's system clock, the host time sampled): the truth signal.

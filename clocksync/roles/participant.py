@@ -124,7 +124,13 @@ class Participant(ABC):
         """Apply a correction measured when the clock's total adjustment was `adjusted_then`
         (see SoftwareClock.correct_measured) and report it in the status, once any slew is
         done; `error_bound_s`, where known, is how far off the correction may be."""
-        how, remaining = self.clock.correct_measured(round(correction_s * NS_PER_S), adjusted_then)
+        correction_ns = round(correction_s * NS_PER_S)
+        how, remaining = self.clock.correct_measured(correction_ns, adjusted_then)
+        if how is Applied.REFUSED:
+            log.warning(
+                "refused a correction (%s): %s", self.name, self.clock.refusal(remaining)
+            )
+            return
         self.last_correction_s = correction_s
         self.last_error_bound_s = error_bound_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG

@@ -107,15 +107,112 @@ def test_a_poll_that_arrived_before_a_step_is_not_answered() -> None:
     assert len(poll(node, time, 2, 1)) == 1
 
 
-def test_stale_and_already_corrected_rounds_are_not_answered() -> None:
+def test_corrected_rounds_are_not_answered_again() -> None:
     time = FakeTime()
     node = make_node(time)
     poll(node, time, 5, 0)
-    assert poll(node, time, 4, 0) == [], "an earlier round of the same master"
     correct(node, time, 5, 0, 0.001)
     assert poll(node, time, 5, 1) == [], "the round is already corrected"
+    assert poll(node, time, 4, 0) == [], "and so is every round before it"
     assert len(poll(node, time, 6, 0)) == 1
-    assert len(poll(node, time, 1, 0, epoch=EPOCH + 1)) == 1, "a new master incarnation"
+
+
+def test_a_poll_is_answered_once() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    (first,) = poll(node, time, 1, 0)
+    time.advance(20_000 * US)
+    assert poll(node, time, 1, 0) == [], "a replay or a duplicate delivery"
+    (second,) = poll(node, time, 1, 1)
+    assert second.previous is not None
+    assert second.previous.seq == 0, "the replay did not overwrite the precise send time"
+
+
+def test_a_poll_from_the_far_future_does_not_make_real_rounds_stale() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 2**63 - 1, 0)
+    assert len(poll(node, time, 7, 0)) == 1
+    correct(node, time, 7, 0, 0.001)
+    assert node.clock.updates == 1
+
+
+def test_a_flood_of_polls_keeps_memory_bounded() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    for round_ in range(1, 50):
+        for seq in range(0, 300, 7):
+            poll(node, time, round_, seq)
+    assert len(node._rounds) <= 4
+    assert all(len(r.adjusted_at_reply) <= 256 for r in node._rounds.values())
+    assert poll(node, time, 60, 256) == [], "no more polls a round than any master sends"
+
+
+def test_a_node_follows_one_master_until_it_falls_silent() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    assert node.leader == ("lab", EPOCH)
+    assert poll(node, time, 1, 0, master="x", epoch=1) == [], "another master's poll"
+    assert poll(node, time, 3, 0, epoch=EPOCH + 1) == [], "another incarnation, while lab speaks"
+    correct(node, time, 1, 0, 0.002)
+    assert node.clock.updates == 1
+    time.advance(11 * NS_PER_S)  # lab falls silent (it restarted, say)
+    assert len(poll(node, time, 1, 0, epoch=EPOCH + 1)) == 1
+    assert node.leader == ("lab", EPOCH + 1)
+
+
+def test_a_foreign_masters_poll_and_correction_move_nothing() -> None:
+    """Issue 8, defect 1: a poll and a correction from a made-up master stepped a line."""
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    poll(node, time, 1, 0, master="x", epoch=1)
+    forged = Correction("x", "KMC", 1, 1, 0, 3600.0)
+    node.on_message(inbound(TOPICS.correction("KMC"), forged, time.mono))
+    assert node.clock.updates == 0
+    assert node.clock.now_ns() == time.wall
+
+
+def test_in_service_a_correction_beyond_the_maximum_change_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = FakeTime()
+    node = make_node(time)
+    for round_ in range(1, 4):  # the first updates may be of any size
+        poll(node, time, round_, 0)
+        correct(node, time, round_, 0, 2.0 if round_ == 1 else 0.0)
+        time.advance(NS_PER_S)
+    assert node.clock.updates == 3
+    assert node.clock.now_ns() - time.wall == 2 * NS_PER_S
+    for round_, seconds in ((4, 3600.0), (5, -3600.0), (6, 1e9)):
+        poll(node, time, round_, 0)
+        correct(node, time, round_, 0, seconds)
+        time.advance(NS_PER_S)
+    assert node.clock.now_ns() - time.wall == 2 * NS_PER_S
+    assert "more than the maximum change of 1 s" in caplog.text
+    poll(node, time, 7, 0)
+    correct(node, time, 7, 0, 0.5)
+    time.advance(NS_PER_S)
+    assert node.clock.now_ns() - time.wall == 2_500_000_000
+
+
+def test_no_correction_takes_the_clock_past_what_the_wire_can_write() -> None:
+    """Issue 8, defect 2: +1e9 s corrections took a clock past the year 9999."""
+    time = FakeTime()
+    node = BerkeleyNode(
+        name="KMC",
+        site="kitchen",
+        clock=time.clock(offset_s=251_500_000_000.0, first_updates=100),
+        status_interval_s=1.0,
+    )
+    node.on_connect(time.mono)
+    for round_ in range(1, 20):
+        poll(node, time, round_, 0)
+        correct(node, time, round_, 0, 1e9)
+    assert node.clock.now_ns() < 253_402_300_800 * NS_PER_S
+    assert len(poll(node, time, 30, 0)) == 1, "and it keeps answering"
+    publishes(node.on_timer(time.mono + 10 * NS_PER_S))
 
 
 def test_a_correction_lands_where_the_master_meant_despite_slewing_since() -> None:

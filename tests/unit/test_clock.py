@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clocksync.core.clock import NS_PER_S, Applied, Discipline, SoftwareClock
+from clocksync.core.clock import MAX_READING_NS, NS_PER_S, Applied, Discipline, SoftwareClock
 from tests.unit.fakes import START_WALL, FakeTime, make_clock
 
 
@@ -55,7 +55,7 @@ def test_negative_slew_slows_the_clock_but_never_reverses_it() -> None:
 
 def test_forward_step_above_threshold_is_allowed_at_any_time() -> None:
     fake = FakeTime()
-    clock = make_clock(fake, step_threshold_s=0.1, backward_step_limit=0)
+    clock = make_clock(fake, step_threshold_s=0.1, first_updates=0, max_change_s=10)
     assert clock.correct(3 * NS_PER_S) is Applied.STEP
     assert clock.now_ns() - fake.wall == 3 * NS_PER_S
     assert clock.adjusted_ns() == 3 * NS_PER_S
@@ -63,11 +63,34 @@ def test_forward_step_above_threshold_is_allowed_at_any_time() -> None:
 
 def test_backward_step_only_within_the_first_updates() -> None:
     fake = FakeTime()
-    clock = make_clock(fake, step_threshold_s=0.1, backward_step_limit=2)
+    clock = make_clock(fake, step_threshold_s=0.1, first_updates=2)
     assert clock.correct(-NS_PER_S) is Applied.STEP
     assert clock.correct(1_000) is Applied.SLEW
     assert clock.correct(-NS_PER_S) is Applied.SLEW
     assert clock.slew_remaining_ns() == -NS_PER_S
+
+
+def test_in_service_a_change_beyond_the_maximum_is_refused_both_ways() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, first_updates=1, max_change_s=0.5)
+    assert clock.correct(-3 * NS_PER_S) is Applied.STEP, "the first update may be anything"
+    for delta in (NS_PER_S, -NS_PER_S, 10**18):
+        assert clock.correct(delta) is Applied.REFUSED
+    assert "maximum change of 0.5 s" in str(clock.refusal(NS_PER_S))
+    assert (clock.updates, clock.refused) == (1, 3)
+    assert clock.now_ns() - fake.wall == -3 * NS_PER_S
+    assert clock.correct(NS_PER_S // 2) is Applied.STEP
+
+
+def test_no_correction_takes_the_clock_outside_1970_to_9999() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, first_updates=10)
+    assert clock.correct(-fake.wall - 1) is Applied.REFUSED
+    assert clock.correct(MAX_READING_NS) is Applied.REFUSED
+    assert "outside 1970 to 9999" in str(clock.refusal(MAX_READING_NS))
+    assert clock.now_ns() == fake.wall
+    with pytest.raises(ValueError, match="1970 to 9999"):
+        make_clock(fake, offset_s=300e9)
 
 
 def test_a_new_correction_supersedes_what_is_left_of_a_slew() -> None:
@@ -99,7 +122,9 @@ def test_reading_at_a_moment_before_a_correction_uses_the_old_rate() -> None:
         {"max_slew_ppm": 600_000},
         {"step_threshold_s": float("nan")},
         {"step_threshold_s": 0},
-        {"backward_step_limit": -1},
+        {"first_updates": -1},
+        {"max_change_s": 0},
+        {"max_change_s": float("inf")},
     ],
 )
 def test_discipline_rejects_nonsense(settings_: dict[str, float]) -> None:
@@ -133,7 +158,7 @@ def test_readings_never_decrease_once_backward_steps_are_spent(
     sequence: list[tuple[int, int]], drift: float, slew_ppm: float, limit: int
 ) -> None:
     fake = FakeTime()
-    clock = make_clock(fake, drift_ppm=drift, max_slew_ppm=slew_ppm, backward_step_limit=limit)
+    clock = make_clock(fake, drift_ppm=drift, max_slew_ppm=slew_ppm, first_updates=limit)
     for _ in range(limit):
         clock.correct(0)
     last = clock.now_ns()
@@ -168,7 +193,7 @@ def test_slewing_changes_the_clock_no_faster_than_the_maximum_rate(
 @given(corrections)
 def test_every_correction_is_applied_in_full_eventually(sequence: list[tuple[int, int]]) -> None:
     fake = FakeTime()
-    clock = make_clock(fake, step_threshold_s=1e6)
+    clock = make_clock(fake, step_threshold_s=1e6, max_change_s=1e6)
     for gap, delta in sequence:
         before = clock.adjusted_ns()
         clock.correct(delta)
