@@ -1,7 +1,9 @@
 """The Berkeley master role: a round every interval, through the broker.
 
 The nodes to poll are the Berkeley nodes whose retained status says online: a node joins
-by coming online and leaves when its status (or its Last Will) says offline.
+by coming online and leaves when its status (or its Last Will) says offline, and then misses
+a round.  A node that goes on answering stays, so a status forged in its name cannot take it
+out of the rounds.
 A round: send each node `samples` polls on its own poll topic, paced evenly through the
 round (see clocksync.master.rounds for why not one broadcast poll); collect replies until
 the reply timeout; per node keep the lowest-delay exchange; average with the master's own
@@ -21,7 +23,7 @@ from clocksync.master.timeserver import TimeResponder
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
-from clocksync.roles.participant import Participant, receive
+from clocksync.roles.participant import Participant, clip, receive
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class BerkeleyMaster(Participant):
         self._interval_ns = round(plan.interval_s * NS_PER_S)
         self._timeout_ns = round(plan.timeout_s * NS_PER_S)
         self._nodes: set[str] = set()
+        self._leaving: set[str] = set()
+        self._joined = self._left = 0
         self._round: RoundCollector | None = None
         self._next_round = 0
         self._last_number = 0
@@ -123,7 +127,8 @@ class BerkeleyMaster(Participant):
             )
 
     def _track(self, message: Inbound) -> None:
-        """Keep the set of nodes to poll: Berkeley nodes whose status says online."""
+        """Keep the set of nodes to poll: Berkeley nodes whose status says online.  One whose
+        status says otherwise is only marked as leaving: it goes when it misses a round."""
         status = receive(message, Status, self.topics)
         if status is None:
             return
@@ -133,12 +138,15 @@ class BerkeleyMaster(Participant):
             and status.sync == self.sync
             and status.state == State.ONLINE
         )
-        if serving and name not in self._nodes:
-            log.info("polling %s from the next round", name)
-            self._nodes.add(name)
-        elif not serving and name in self._nodes:
-            log.info("no longer polling %s: %s", name, status.state)
-            self._nodes.discard(name)
+        if serving:
+            self._leaving.discard(name)
+            if name not in self._nodes:
+                log.debug("polling %s from the next round", name)
+                self._nodes.add(name)
+                self._joined += 1
+        elif name in self._nodes:
+            log.debug("%s says it is leaving (%s)", name, status.state)
+            self._leaving.add(name)
 
     def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
@@ -189,7 +197,11 @@ class BerkeleyMaster(Participant):
         ]
         if samples:
             self.apply_correction(outcome.corrections[self.name], collector.adjusted_at_start)
-        missing = collector.missing()
+        gone = self._leaving.intersection(collector.missing())
+        self._nodes -= gone
+        self._leaving -= gone | samples.keys()
+        self._left += len(gone)
+        missing = tuple(node for node in collector.missing() if node not in gone)
         summary = RoundSummary(
             master=self.name,
             epoch=self.epoch,
@@ -204,11 +216,14 @@ class BerkeleyMaster(Participant):
         actions.append(Publish(self.topics.round, summary.encode(), retain=True, qos=1))
         excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
         log.info(
-            "round %d: %d nodes, spread %.6f s, excluded %s%s",
+            "round %d: %d nodes (%d joined, %d left), spread %.6f s, excluded %s%s",
             collector.number,
             len(samples),
+            self._joined,
+            self._left,
             outcome.spread_s,
-            excluded,
-            f", missing {', '.join(missing)}" if missing else "",
+            clip(excluded),
+            f", {len(missing)} missing: {clip(', '.join(missing))}" if missing else "",
         )
+        self._joined = self._left = 0
         return actions

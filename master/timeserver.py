@@ -19,7 +19,7 @@ from clocksync.core.clock import SoftwareClock
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import TimeRequest, TimeResponse
-from clocksync.roles.participant import Participant, receive
+from clocksync.roles.participant import Participant, clip, receive
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ class TimeResponder:
         expected = owner.topics.cristian_reply(request.client)
         if reply_to != expected:
             log.warning(
-                "dropped a time request from %s: it asks for answers on %r, not %r",
+                "dropped a time request from %s: it asks for answers on %s, not %s",
                 request.client,
-                reply_to,
+                clip(reply_to),
                 expected,
             )
             return []

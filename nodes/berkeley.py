@@ -96,9 +96,12 @@ class BerkeleyNode(Participant):
         poll = receive(message, Poll, self.topics)
         if poll is None:
             return []
+        if self.clock.stepped_since(message.received_mono):
+            log.info("skipped poll %d of round %d: the clock stepped since", poll.seq, poll.round)
+            return []
         refusal = self._poll_refusal(poll, message.received_mono)
         if refusal is not None:
-            log.info("dropped poll %d of round %d: %s", poll.seq, poll.round, refusal)
+            log.warning("dropped poll %d of round %d: %s", poll.seq, poll.round, refusal)
             return []
         rounds = self._rounds
         answering = rounds.get(poll.round)
@@ -113,9 +116,7 @@ class BerkeleyNode(Participant):
             answering.adjusted_at_reply[poll.seq] = self.clock.adjusted_ns(mono)
             return self.clock.reading_at(mono)
 
-        unsent = Reply(
-            self.name, poll.epoch, poll.round, poll.seq, received, 0, answering.previous
-        )
+        unsent = Reply(self.name, poll.epoch, poll.round, poll.seq, received, 0, answering.previous)
         payload = unsent.encode_stamped(stamp)
         tag = ReplySent(poll.round, poll.seq)
         return [Publish(self.topics.reply(self.name), payload, tag=tag)]
@@ -123,8 +124,6 @@ class BerkeleyNode(Participant):
     def _poll_refusal(self, poll: Poll, received_mono: int) -> str | None:
         """Why this poll is not answered, or None; a poll from a new master to follow
         resets the rounds."""
-        if self.clock.stepped_since(received_mono):
-            return "the clock stepped since it arrived"
         master = (poll.master, poll.epoch)
         if master != self._leader:
             if self._leader is not None and received_mono - self._leader_heard < LEADER_SILENCE_NS:

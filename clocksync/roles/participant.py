@@ -25,6 +25,14 @@ M = TypeVar("M", bound=Message)
 
 IDLE_NS = 3600 * NS_PER_S
 """How long a role with no timed work of its own lets the status heartbeat set its wake-ups."""
+CLIP = 80
+
+
+def clip(text: str | None) -> str:
+    """`text` cut short for a log line: whoever can publish sizes what it carries."""
+    if text is None:
+        return "none"
+    return text if len(text) <= CLIP else f"{text[:CLIP]}... ({len(text)} characters)"
 
 
 def receive(message: Inbound, kind: type[M], topics: Topics) -> M | None:
@@ -33,11 +41,11 @@ def receive(message: Inbound, kind: type[M], topics: Topics) -> M | None:
     try:
         decoded = kind.decode(message.payload)
     except MessageError as error:
-        log.warning("dropped a bad %s on %s: %s", kind.kind, message.topic, error)
+        log.warning("dropped a bad %s on %s: %s", kind.kind, clip(message.topic), error)
         return None
     subject = None if kind.subject is None else getattr(decoded, kind.subject)
     if subject is not None and subject != topics.name_in(message.topic):
-        log.warning("dropped a %s for %r on %s", kind.kind, subject, message.topic)
+        log.warning("dropped a %s for %r on %s", kind.kind, subject, clip(message.topic))
         return None
     return decoded
 
@@ -127,9 +135,7 @@ class Participant(ABC):
         correction_ns = round(correction_s * NS_PER_S)
         how, remaining = self.clock.correct_measured(correction_ns, adjusted_then)
         if how is Applied.REFUSED:
-            log.warning(
-                "refused a correction (%s): %s", self.name, self.clock.refusal(remaining)
-            )
+            log.warning("refused a correction (%s): %s", self.name, self.clock.refusal(remaining))
             return
         self.last_correction_s = correction_s
         self.last_error_bound_s = error_bound_s

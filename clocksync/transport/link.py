@@ -49,6 +49,9 @@ SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 _ANCILLARY_SIZE = 256
 _READ_CHUNK = 65536
+MAX_BATCH = 1000
+"""Messages read in one poll at most: under a flood the rest waits in the socket, so the
+process's memory stays bounded and the broker, not this process, queues or drops."""
 _MARKER = SEND_TIME_MARKER.encode()
 PAHO_PROTOCOLS = {
     MqttVersion.V5: MQTTProtocolVersion.MQTTv5,
@@ -269,7 +272,11 @@ class MqttLink:
                 self._attempt_connect()
             return self._take_events()
         result = self._client.loop(timeout_s)
-        while result == MQTTErrorCode.MQTT_ERR_SUCCESS and self._readable():
+        while (
+            result == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and len(self._client.inbox) < MAX_BATCH
+            and self._readable()
+        ):
             result = self._client.loop_read()
         failed = result != MQTTErrorCode.MQTT_ERR_SUCCESS
         events = self._take_events()

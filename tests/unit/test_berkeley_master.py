@@ -49,11 +49,24 @@ def test_the_nodes_to_poll_are_the_online_berkeley_nodes() -> None:
     announce(master, time, "phone", sync=SyncMode.CRISTIAN)
     announce(master, time, "bank", role=RoleKind.TIMESERVER, sync=SyncMode.REFERENCE)
     assert master.nodes == {"KMC", "MIT"}
-    announce(master, time, "MIT", state=State.OFFLINE)
-    assert master.nodes == {"KMC"}
     forged = Status("SOLS", RoleKind.NODE, State.ONLINE, SyncMode.BERKELEY)
     master.on_message(inbound(TOPICS.status("KMC"), forged, time.mono))
-    assert master.nodes == {"KMC"}, "a status speaks only for the name in its topic"
+    assert master.nodes == {"KMC", "MIT"}, "a status speaks only for the name in its topic"
+
+
+def test_a_node_that_says_it_leaves_goes_when_it_misses_a_round() -> None:
+    """A status saying offline (or cristian) may be forged: a node that goes on answering
+    stays; one that really left misses the next round and goes, not listed as missing."""
+    time = FakeTime()
+    master = make_master(time)
+    for name in ("KMC", "MIT", "SOLS"):
+        announce(master, time, name)
+    announce(master, time, "MIT", state=State.OFFLINE)
+    announce(master, time, "SOLS", sync=SyncMode.CRISTIAN)
+    sent = run_round(master, time, [Line("KMC", 0), Line("SOLS", 0)])  # MIT is gone
+    (summary,) = [RoundSummary.decode(p.payload) for p in sent if p.topic == TOPICS.round]
+    assert summary.missing == ()
+    assert master.nodes == {"KMC", "SOLS"}, "SOLS answered, whatever its status said"
 
 
 def test_polls_are_paced_through_the_round_and_the_round_closes_on_time() -> None:
@@ -195,3 +208,15 @@ def test_a_poll_that_did_not_leave_gives_no_sample() -> None:
         p for p in publishes(master.on_timer(time.mono)) if p.retain and "round" in p.topic
     ]
     assert RoundSummary.decode(summary_message.payload).missing == ("KMC",)
+
+
+def test_status_toggles_do_not_size_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 8, defect 10: 10,000 status toggles wrote 10,006 lines at INFO."""
+    time = FakeTime()
+    master = make_master(time)
+    with caplog.at_level("INFO"):
+        for index in range(5_000):
+            announce(master, time, "KMC")
+            announce(master, time, "KMC", state=State.OFFLINE)
+            time.advance(index)
+    assert len(caplog.records) < 10

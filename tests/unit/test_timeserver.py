@@ -108,3 +108,12 @@ def test_a_masters_answers_allow_for_its_slews() -> None:
     assert TOPICS.cristian_request not in silent.subscriptions()
     time.advance(NS_PER_S)
     assert ask(silent, time, TimeRequest("phone", 1)) == []
+
+
+def test_a_huge_reply_topic_is_not_quoted_whole(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 8, defect 10: a warning quoted a 60,000-character Response Topic."""
+    time = FakeTime()
+    server = make_server(time)
+    assert ask(server, time, TimeRequest("phone", 1), response_topic="x" * 60_000) == []
+    assert "asks for answers on" in caplog.text
+    assert len(caplog.text) < 1_000
