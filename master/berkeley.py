@@ -23,7 +23,8 @@ from clocksync.master.timeserver import TimeResponder
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
-from clocksync.roles.participant import Participant, clip, receive
+from clocksync.protocol.signing import NO_KEYS, Keys
+from clocksync.roles.participant import Participant, clip
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,14 @@ class BerkeleyMaster(Participant):
         plan: RoundPlan,
         status_interval_s: float | None = None,
         timeserver: bool = True,
+        keys: Keys = NO_KEYS,
     ) -> None:
         super().__init__(
             name=name,
             site=site,
             clock=clock,
             status_interval_s=status_interval_s or plan.interval_s,
+            keys=keys,
         )
         self.epoch = clock.host_ns() // 1_000_000
         self.responder = (
@@ -129,7 +132,7 @@ class BerkeleyMaster(Participant):
     def _track(self, message: Inbound) -> None:
         """Keep the set of nodes to poll: Berkeley nodes whose status says online.  One whose
         status says otherwise is only marked as leaving: it goes when it misses a round."""
-        status = receive(message, Status, self.topics)
+        status = self.receive(message, Status)
         if status is None:
             return
         name = status.name
@@ -150,7 +153,7 @@ class BerkeleyMaster(Participant):
 
     def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
-        reply = receive(message, Reply, self.topics)
+        reply = self.receive(message, Reply)
         if reply is None:
             return
         refusal = "no round is open" if self._round is None else self._round.add_reply(reply, t4)
@@ -174,7 +177,7 @@ class BerkeleyMaster(Participant):
 
     def _poll(self, collector: RoundCollector) -> Publish:
         node, seq = collector.next_poll()
-        payload = Poll(self.name, node, self.epoch, collector.number, seq).encode()
+        payload = self.seal(Poll(self.name, node, self.epoch, collector.number, seq).encode())
         return Publish(self.topics.poll(node), payload, tag=PollSent(collector.number, node, seq))
 
     def _finish_round(self, collector: RoundCollector) -> list[Publish]:
@@ -184,14 +187,16 @@ class BerkeleyMaster(Participant):
         actions = [
             Publish(
                 self.topics.correction(node),
-                Correction(
-                    self.name,
-                    node,
-                    self.epoch,
-                    collector.number,
-                    sample.seq,
-                    outcome.corrections[node],
-                ).encode(),
+                self.seal(
+                    Correction(
+                        self.name,
+                        node,
+                        self.epoch,
+                        collector.number,
+                        sample.seq,
+                        outcome.corrections[node],
+                    ).encode()
+                ),
             )
             for node, sample in samples.items()
         ]
@@ -213,7 +218,7 @@ class BerkeleyMaster(Participant):
             participants=outcome.entries,
             missing=missing,
         )
-        actions.append(Publish(self.topics.round, summary.encode(), retain=True, qos=1))
+        actions.append(Publish(self.topics.round, self.seal(summary.encode()), retain=True, qos=1))
         excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
         log.info(
             "round %d: %d nodes (%d joined, %d left), spread %.6f s, excluded %s%s",

@@ -25,6 +25,8 @@ from clocksync.protocol.enums import RoleKind
 from clocksync.protocol.messages import Reply, RoundEntry
 
 MAX_REPLY_TIMEOUT_S = 2.0
+MAX_SAMPLES = 64
+"""Polls to one node a round at most (a node answers no more than 256)."""
 SEND_SHARE = 0.8
 
 
@@ -46,8 +48,8 @@ class RoundPlan:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.interval_s) and self.interval_s > 0):
             raise ValueError("the interval must be positive")
-        if self.samples < 1:
-            raise ValueError("samples must be at least 1")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise ValueError(f"samples must be from 1 to {MAX_SAMPLES}")
         if not 0 < self.timeout_s <= self.interval_s:
             raise ValueError("the reply timeout must be positive and at most the interval")
         if not self.min_window_s > 0:

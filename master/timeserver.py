@@ -10,7 +10,9 @@ written into the answer by whatever sends it, just before the send system call (
 see clocksync.protocol.envelope.Publish): the server's own time in between drops out of the
 client's measurement, and no encoding or library time sits after t3.  An answer goes only to
 the reply topic of the client the request names, so no one can have the server publish
-elsewhere in the tree.
+elsewhere in the tree.  It carries the request's correlation data in its payload too, so
+that a server with a key seals the client's nonce with its timestamps (as Roughtime does)
+and a captured answer cannot be replayed.
 """
 
 import logging
@@ -19,7 +21,9 @@ from clocksync.core.clock import SoftwareClock
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import TimeRequest, TimeResponse
-from clocksync.roles.participant import Participant, clip, receive
+from clocksync.protocol.signing import NO_KEYS, Keys
+from clocksync.protocol.wire import MAX_CORRELATION
+from clocksync.roles.participant import Participant, clip
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,12 @@ class TimeResponder:
         """The answer to a time request, or nothing (the reason logged)."""
         owner = self.owner
         received = owner.clock.reading_at(message.received_mono)
-        request = receive(message, TimeRequest, owner.topics)
+        request = owner.receive(message, TimeRequest)
         if request is None:
+            return []
+        correlation = request.correlation or message.correlation
+        if correlation is not None and not 0 < len(correlation) <= MAX_CORRELATION:
+            log.warning("dropped a time request from %s: odd correlation data", request.client)
             return []
         reply_to = message.response_topic or request.reply_to
         expected = owner.topics.cristian_reply(request.client)
@@ -64,12 +72,15 @@ class TimeResponder:
             received=received,
             rate_ppm=owner.clock.rate_error_ppm(may_slew=self.disciplined),
             sent=0,
-            correlation=request.correlation,
+            correlation=correlation,
         )
+        payload = response.encode_for_send_time()
+        if owner.signer is not None:
+            payload = owner.signer.seal_later(payload)
         return [
             Publish(
                 reply_to,
-                response.encode_for_send_time(),
+                payload,
                 correlation=message.correlation,
                 expiry_s=ANSWER_EXPIRY_S,
             )
@@ -83,9 +94,17 @@ class TimeServer(Participant):
     sync = SyncMode.REFERENCE
 
     def __init__(
-        self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float = 1.0
+        self,
+        *,
+        name: str,
+        site: str,
+        clock: SoftwareClock,
+        status_interval_s: float = 1.0,
+        keys: Keys = NO_KEYS,
     ) -> None:
-        super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
+        super().__init__(
+            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys
+        )
         self.responder = TimeResponder(self, disciplined=False, epoch=clock.host_ns() // 1_000_000)
 
     def subscriptions(self) -> list[str]:

@@ -22,6 +22,7 @@ from clocksync.nodes.requests import Outstanding, PendingRequests
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import TimeRequest, TimeResponse
+from clocksync.protocol.signing import TrustedKeys
 from clocksync.protocol.topics import Topics
 from clocksync.roles.participant import receive
 from clocksync.roles.role import PassiveRole
@@ -53,10 +54,12 @@ class Asker:
         timeout_s: float,
         protocol: MqttVersion = MqttVersion.V5,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self.clock = clock
         self.topics = topics
         self.name = name
+        self.trusted = trusted
         self.timeout_ns = round(timeout_s * NS_PER_S)
         self.protocol = protocol
         self.pending = PendingRequests()
@@ -109,12 +112,15 @@ class Asker:
     def take(self, message: Inbound) -> Sample | None:
         """The sample an answer gives, or None (the reason logged)."""
         arrived_mono = message.received_mono
-        response = receive(message, TimeResponse, self.topics)
+        response = receive(message, TimeResponse, self.topics, self.trusted)
         if response is None:
             return None
-        correlation = message.correlation or response.correlation
-        if correlation is None:
+        correlation = response.correlation or message.correlation
+        if correlation is None or (self.trusted is not None and response.correlation is None):
             log.warning("dropped a time response from %s: no correlation", response.server)
+            return None
+        if message.correlation not in (None, correlation):
+            log.warning("dropped a time response from %s: two correlations", response.server)
             return None
         request = self.pending.take(correlation, response.echo, arrived_mono)
         if isinstance(request, str):
@@ -185,10 +191,13 @@ class Inquirer(PassiveRole):
         clock: SoftwareClock,
         timeout_s: float = 1.0,
         protocol: MqttVersion = MqttVersion.V5,
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self.name = name
         self.clock = clock
-        self.asker = Asker(clock, Topics(site), name, timeout_s=timeout_s, protocol=protocol)
+        self.asker = Asker(
+            clock, Topics(site), name, timeout_s=timeout_s, protocol=protocol, trusted=trusted
+        )
         self.burst: Burst | None = None
 
     def start(self, samples: int) -> list[Action]:

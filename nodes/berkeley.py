@@ -27,7 +27,8 @@ from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Poll, PreviousSend, Reply
-from clocksync.roles.participant import Participant, receive
+from clocksync.protocol.signing import NO_KEYS, Keys
+from clocksync.roles.participant import Participant
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,17 @@ class BerkeleyNode(Participant):
     sync = SyncMode.BERKELEY
 
     def __init__(
-        self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float
+        self,
+        *,
+        name: str,
+        site: str,
+        clock: SoftwareClock,
+        status_interval_s: float,
+        keys: Keys = NO_KEYS,
     ) -> None:
-        super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
+        super().__init__(
+            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys
+        )
         self._leader: tuple[str, int] | None = None
         self._leader_heard = 0
         self._corrected_through = 0
@@ -93,7 +102,7 @@ class BerkeleyNode(Participant):
 
     def _answer(self, message: Inbound) -> list[Publish]:
         received = self.clock.reading_at(message.received_mono)
-        poll = receive(message, Poll, self.topics)
+        poll = self.receive(message, Poll)
         if poll is None:
             return []
         if self.clock.stepped_since(message.received_mono):
@@ -117,7 +126,7 @@ class BerkeleyNode(Participant):
             return self.clock.reading_at(mono)
 
         unsent = Reply(self.name, poll.epoch, poll.round, poll.seq, received, 0, answering.previous)
-        payload = unsent.encode_stamped(stamp)
+        payload = self.seal(unsent.encode_stamped(stamp))
         tag = ReplySent(poll.round, poll.seq)
         return [Publish(self.topics.reply(self.name), payload, tag=tag)]
 
@@ -142,7 +151,7 @@ class BerkeleyNode(Participant):
         return None
 
     def _correct(self, message: Inbound) -> None:
-        correction = receive(message, Correction, self.topics)
+        correction = self.receive(message, Correction)
         if correction is None:
             return
         answered = self._rounds.get(correction.round)

@@ -14,6 +14,7 @@ from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.nodes.asker import Asker, Burst
 from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.signing import NO_KEYS, Keys
 from clocksync.roles.participant import Participant
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ class CristianNode(Participant):
         status_interval_s: float = 1.0,
         protocol: MqttVersion = MqttVersion.V5,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        keys: Keys = NO_KEYS,
     ) -> None:
-        super().__init__(name=name, site=site, clock=clock, status_interval_s=status_interval_s)
+        super().__init__(
+            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys
+        )
         self.asker = Asker(
             clock,
             self.topics,
@@ -46,6 +50,7 @@ class CristianNode(Participant):
             timeout_s=timeout_s,
             protocol=protocol,
             random_bytes=random_bytes,
+            trusted=keys.trusted,
         )
         self.samples = samples
         self._interval_ns = round(interval_s * NS_PER_S)

@@ -19,6 +19,7 @@ from clocksync.core.sample import Sample
 from clocksync.driver.client import CristianClient, run_bursts
 from clocksync.nodes.asker import Burst
 from clocksync.protocol.enums import MqttVersion
+from clocksync.protocol.signing import TrustedKeys
 from clocksync.protocol.timefmt import format_ns
 from clocksync.transport.url import BrokerUrl
 
@@ -34,6 +35,7 @@ class AskOptions:
     apply: bool
     as_json: bool
     protocol: MqttVersion
+    trusted: TrustedKeys | None = None
 
 
 def _measure(client: CristianClient, options: AskOptions) -> tuple[Burst, Sample] | None:
@@ -73,6 +75,7 @@ def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
         SoftwareClock(offset_s=options.offset_s),
         timeout_s=options.timeout_s,
         protocol=options.protocol,
+        trusted=options.trusted,
     )
     try:
         if not client.link.wait_until_ready(options.timeout_s):

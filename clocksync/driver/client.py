@@ -9,6 +9,7 @@ from clocksync.core.clock import SoftwareClock
 from clocksync.driver.runner import Driver, client_id, link_for
 from clocksync.nodes.asker import Burst, Inquirer
 from clocksync.protocol.enums import MqttVersion
+from clocksync.protocol.signing import TrustedKeys
 from clocksync.transport.url import BrokerUrl
 
 PUMP_S = 0.01
@@ -28,10 +29,16 @@ class CristianClient:
         *,
         timeout_s: float = 1.0,
         protocol: MqttVersion = MqttVersion.V5,
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self.clock = clock
         self.inquirer = Inquirer(
-            name=name, site=site, clock=clock, timeout_s=timeout_s, protocol=protocol
+            name=name,
+            site=site,
+            clock=clock,
+            timeout_s=timeout_s,
+            protocol=protocol,
+            trusted=trusted,
         )
         unique = f"{client_id(site, name)}-{os.getpid()}-{next(_instances)}"
         self.link = link_for(self.inquirer, broker, unique, protocol)

@@ -69,6 +69,7 @@ class Poll(_ToNode):
     """
 
     kind: ClassVar[str] = "poll"
+    sealed: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Reply(Message):
     send time of its previous reply in the round (null in a round's first reply)."""
 
     kind: ClassVar[str] = "reply"
+    sealed: ClassVar[bool] = True
     subject: ClassVar[str] = "node"
     stamped: ClassVar[str] = "sent"
     node: Name
@@ -107,6 +109,7 @@ class Correction(_ToNode):
     """Master to one node: add `correction_s` to the clock as it was when it answered `seq`."""
 
     kind: ClassVar[str] = "correction"
+    sealed: ClassVar[bool] = True
     correction_s: Seconds
 
 
@@ -127,6 +130,7 @@ class RoundSummary(Message):
     """What the master did in one round; retained, for monitors and for people."""
 
     kind: ClassVar[str] = "round"
+    sealed: ClassVar[bool] = True
     limit: ClassVar[int] = MAX_SUMMARY_PAYLOAD
     master: Name
     epoch: Count
@@ -192,6 +196,7 @@ class TimeResponse(Message):
     """
 
     kind: ClassVar[str] = "time-response"
+    sealed: ClassVar[bool] = True
     subject: ClassVar[str] = "client"
     stamped: ClassVar[str] = "sent"
     server: Name

@@ -205,13 +205,16 @@ class WireObject:
 class Message(WireObject):
     """A top-level message: `kind` is its `type`; `limit` caps its size in bytes; `subject`
     names the field that must match the participant named in its topic, if any; `stamped`
-    names its send timestamp, if it has one."""
+    names its send timestamp, if it has one; `sealed` says whether it bears time."""
 
     kind: ClassVar[str]
     limit: ClassVar[int] = MAX_PAYLOAD
     subject: ClassVar[str | None] = None
     stamped: ClassVar[str | None] = None
     """A time field written last, read as late as possible: see encode_stamped."""
+    sealed: ClassVar[bool] = False
+    """A message that can move a clock, which a participant holding trusted keys accepts
+    only under a seal (clocksync.protocol.signing)."""
 
     def encode(self) -> bytes:
         return dump(self.kind, self.to_wire())
@@ -265,6 +268,19 @@ SEND_TIME_MARKER = "~" * len(format_ns(0))
 system call (see Message.encode_for_send_time): the same width as every time from 1970 to
 9999, so the packet's length does not change, and never a valid time, so a packet that
 left unpatched is refused by its reader."""
+
+
+def stamp_send_time(payload: bytes, reading_ns: int) -> bytes:
+    """`payload` with the send time `reading_ns` in place of SEND_TIME_MARKER.  A time of
+    another width (past the year 9999) would change the payload's length: the marker then
+    stays, and the reader refuses the message."""
+    try:
+        stamp = format_ns(reading_ns).encode()
+    except (ValueError, OverflowError, OSError):
+        return payload
+    if len(stamp) != len(SEND_TIME_MARKER):
+        return payload
+    return payload.replace(SEND_TIME_MARKER.encode(), stamp)
 
 
 def dump_stamped(kind: str, body: dict[str, object], key: str, stamp: Callable[[], int]) -> bytes:

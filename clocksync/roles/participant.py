@@ -17,6 +17,7 @@ from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import Status
+from clocksync.protocol.signing import NO_KEYS, Keys, Signer, TrustedKeys
 from clocksync.protocol.topics import Topics, check_name
 from clocksync.protocol.wire import Message, MessageError
 
@@ -35,9 +36,17 @@ def clip(text: str | None) -> str:
     return text if len(text) <= CLIP else f"{text[:CLIP]}... ({len(text)} characters)"
 
 
-def receive(message: Inbound, kind: type[M], topics: Topics) -> M | None:
-    """`message` decoded as a `kind`, or None, the reason logged: a bad payload, or one
-    that speaks for another participant than its topic names."""
+def receive(
+    message: Inbound, kind: type[M], topics: Topics, trusted: TrustedKeys | None = None
+) -> M | None:
+    """`message` decoded as a `kind`, or None, the reason logged: a bad payload, one that
+    speaks for another participant than its topic names, or, with `trusted` keys, a
+    time-bearing one without a trusted seal."""
+    if trusted is not None and kind.sealed:
+        refusal = trusted.refusal(message.payload)
+        if refusal is not None:
+            log.warning("dropped a %s on %s: %s", kind.kind, clip(message.topic), refusal)
+            return None
     try:
         decoded = kind.decode(message.payload)
     except MessageError as error:
@@ -57,11 +66,18 @@ class Participant(ABC):
     sync: ClassVar[SyncMode]
 
     def __init__(
-        self, *, name: str, site: str, clock: SoftwareClock, status_interval_s: float
+        self,
+        *,
+        name: str,
+        site: str,
+        clock: SoftwareClock,
+        status_interval_s: float,
+        keys: Keys = NO_KEYS,
     ) -> None:
         self.name = check_name(name)
         self.topics = Topics(site)
         self.clock = clock
+        self.keys = keys
         self._status_interval_ns = round(status_interval_s * NS_PER_S)
         self._status_due = 0
         self._work_due = 0
@@ -88,6 +104,18 @@ class Participant(ABC):
     def connected(self, mono: int) -> None:
         """Called on every (re)connect, before the status goes out; by default nothing."""
         return
+
+    @property
+    def signer(self) -> Signer | None:
+        return self.keys.signer
+
+    def receive(self, message: Inbound, kind: type[M]) -> M | None:
+        """`message` as a `kind`, under a trusted seal if this participant trusts keys."""
+        return receive(message, kind, self.topics, self.keys.trusted)
+
+    def seal(self, payload: bytes) -> bytes:
+        """`payload` under this participant's seal, if it has a key."""
+        return payload if self.keys.signer is None else self.keys.signer.seal(payload)
 
     def will(self) -> Publish:
         return self._status(State.OFFLINE, measured=False)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from clocksync.core.clock import SoftwareClock
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
+from clocksync.protocol.signing import Signer
 
 
 class Role(Protocol):
@@ -20,6 +21,12 @@ class Role(Protocol):
 
     name: str
     clock: SoftwareClock
+
+    @property
+    def signer(self) -> Signer | None:
+        """The key that seals, at the send instant, what this role sends with a send-time
+        marker (a time answer)."""
+        ...
 
     def subscriptions(self) -> list[str]:
         """Topic filters to subscribe to on every (re)connect."""
@@ -56,6 +63,7 @@ class PassiveRole:
 
     name: str
     clock: SoftwareClock
+    signer: Signer | None = None
 
     def subscriptions(self) -> list[str]:
         return []

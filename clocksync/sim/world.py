@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from clocksync.core.clock import NS_PER_S, Discipline, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action, Inbound, Publish
-from clocksync.protocol.timefmt import format_ns
+from clocksync.protocol.signing import finish_at_send
 from clocksync.protocol.wire import SEND_TIME_MARKER
 from clocksync.roles.participant import Participant
 from clocksync.roles.role import Role, carry_out
@@ -92,10 +92,10 @@ class Host:
             return None
         now = world.now
         if _MARKER in message.payload:
-            stamp = format_ns(self.role.clock.reading_at(now)).encode()
+            reading = self.role.clock.reading_at(now)
             message = Publish(
                 message.topic,
-                message.payload.replace(_MARKER, stamp),
+                finish_at_send(message.payload, reading, self.role.signer),
                 message.retain,
                 message.qos,
                 message.response_topic,

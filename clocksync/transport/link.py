@@ -33,9 +33,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
-from clocksync.protocol.timefmt import format_ns
 from clocksync.protocol.wire import SEND_TIME_MARKER
-from clocksync.transport.packets import QuickProperties, split_publish
+from clocksync.transport.packets import QuickProperties, payload_offset, split_publish
 from clocksync.transport.url import PASSWORD_ENV, BrokerUrl
 
 log = logging.getLogger(__name__)
@@ -85,14 +84,15 @@ class _ClocksyncClient(mqtt.Client):
     one-sided, in a measured delay.  The kernel's software receive timestamp does not wait
     for the process to be scheduled.  Plain TCP sockets only; elsewhere paho's time is used.
     The send time is read just before the send system call: a publish can return long after
-    its packet left, when the broker it woke takes the CPU.  With `send_time` set (the
-    owner's clock reading at a monotonic instant), a SEND_TIME_MARKER in an outgoing packet
-    is replaced by that clock's time at the send system call.
+    its packet left, when the broker it woke takes the CPU.  With `finish` set, the payload
+    of an outgoing PUBLISH that holds a SEND_TIME_MARKER is handed to it with that instant,
+    and what it returns (of the same length: the send time written in, and perhaps a
+    signature) is what is sent.
     """
 
     last_arrival_ns: int | None = None
     last_send_mono: int | None = None
-    send_time: Callable[[int], int] | None = None
+    finish: Callable[[bytes, int], bytes] | None = None
     inbox: deque[Inbound]
     counters: LinkCounters
     _mqtt5: bool
@@ -114,15 +114,17 @@ class _ClocksyncClient(mqtt.Client):
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         self.last_send_mono = mono = time.monotonic_ns()
-        if self.send_time is not None and _MARKER in buf:
+        if self.finish is not None and _MARKER in buf:
             # One-step: the send time goes into the packet now, not when it was encoded.
-            # A retried write is patched afresh from paho's unpatched copy; a write cut
-            # inside the marker leaves marker bytes, which the reader refuses.  A time of
-            # another width (past year 9999) would change the packet's length: left out.
-            stamp = format_ns(self.send_time(mono)).encode()
-            if len(stamp) == len(_MARKER):
-                buf = bytes(buf).replace(_MARKER, stamp)
-                self.counters.send_stamped += 1
+            # Only a whole packet is finished: the rest of a partly written one is resent
+            # from paho's unfinished copy, whose marker bytes the reader refuses.
+            packet = bytes(buf)
+            at = payload_offset(packet, self._mqtt5)
+            if at is not None:
+                payload = self.finish(packet[at:], mono)
+                if len(payload) == len(packet) - at:
+                    buf = packet[:at] + payload
+                    self.counters.send_stamped += 1
         return super()._sock_send(buf)
 
     def _sock_recv(self, bufsize: int) -> bytes:
@@ -216,9 +218,9 @@ class _ClocksyncClient(mqtt.Client):
 class MqttLink:
     """One connection to the broker, driven by `poll` from the owner's loop.
 
-    `subscriptions` are made on every (re)connect; `will` is the Last Will; `send_time`, the
-    owner's clock at a monotonic instant, is written into outgoing packets in place of the
-    SEND_TIME_MARKER.
+    `subscriptions` are made on every (re)connect; `will` is the Last Will; `finish` writes
+    the send time (and any signature awaiting it) into payloads that hold the
+    SEND_TIME_MARKER, at the send instant (see _ClocksyncClient).
     """
 
     def __init__(
@@ -229,13 +231,13 @@ class MqttLink:
         subscriptions: Sequence[str] = (),
         will: Publish | None = None,
         protocol: MqttVersion = MqttVersion.V5,
-        send_time: Callable[[int], int] | None = None,
+        finish: Callable[[bytes, int], bytes] | None = None,
     ) -> None:
         self.broker = broker
         self.protocol = protocol
         self._subscriptions = list(subscriptions)
         self._client = _ClocksyncClient.create(client_id, protocol)
-        self._client.send_time = send_time
+        self._client.finish = finish
         if broker.username:
             self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))
         if will is not None:

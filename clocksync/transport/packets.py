@@ -110,6 +110,26 @@ def _read_varint(buffer: bytes) -> tuple[int, int]:
     raise ValueError("malformed variable byte integer")
 
 
+def payload_offset(packet: bytes, mqtt5: bool) -> int | None:
+    """Where the payload of an outgoing PUBLISH starts, or None when `packet` is not a whole
+    PUBLISH (paho retrying the rest of a partly written one, say)."""
+    try:
+        if packet[0] >> 4 != PacketTypes.PUBLISH:
+            return None
+        remaining, size = _read_varint(packet[1:])
+        at = 1 + size
+        if at + remaining != len(packet):
+            return None
+        (topic_length,) = struct.unpack_from("!H", packet, at)
+        at += 2 + topic_length + (2 if (packet[0] >> 1) & 0x03 else 0)
+        if mqtt5:
+            properties_length, size = _read_varint(packet[at:])
+            at += size + properties_length
+    except (ValueError, IndexError, struct.error):
+        return None
+    return at if at <= len(packet) else None
+
+
 @dataclass(frozen=True)
 class PublishPacket:
     """The parts of a received MQTT 5 PUBLISH that clocksync uses."""

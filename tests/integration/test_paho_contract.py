@@ -12,7 +12,7 @@ from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.timefmt import parse_ns
-from clocksync.protocol.wire import SEND_TIME_MARKER
+from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
 from clocksync.transport.link import MqttLink
 from clocksync.transport.url import BrokerUrl
 
@@ -55,7 +55,11 @@ def test_an_outgoing_answer_has_its_send_time_patched_in(broker: BrokerUrl, site
     topic = f"clocksync/{site}/contract/stamped"
     clock = SoftwareClock(offset_s=12.5)
     listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic])
-    sender = MqttLink(broker, f"{site}-sender", send_time=clock.reading_at)
+    sender = MqttLink(
+        broker,
+        f"{site}-sender",
+        finish=lambda payload, mono: stamp_send_time(payload, clock.reading_at(mono)),
+    )
     try:
         assert listener.wait_until_ready(10)
         assert sender.wait_until_ready(10)

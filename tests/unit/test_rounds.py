@@ -128,7 +128,8 @@ def test_round_plan_defaults_close_at_half_the_interval_at_most_two_seconds() ->
     [
         ({"interval_s": 0}, "interval"),
         ({"interval_s": float("nan")}, "interval"),
-        ({"samples": 0}, "at least 1"),
+        ({"samples": 0}, "from 1 to 64"),
+        ({"samples": 65}, "from 1 to 64"),
         ({"reply_timeout_s": 2.0}, "at most the interval"),
         ({"min_window_s": 0}, "window"),
     ],
