@@ -16,6 +16,7 @@ from clocksync.core.clock import NS_PER_S
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action
 from clocksync.protocol.signing import Signer, finish_at_send
+from clocksync.protocol.wire import SEND_TIME_MARKER
 from clocksync.roles.role import Role, carry_out
 from clocksync.transport.link import Connected, MqttLink
 from clocksync.transport.url import BrokerUrl
@@ -72,7 +73,7 @@ class SendFinisher:
     @classmethod
     def _sealing_time_ns(cls, signer: Signer) -> int:
         """The time sealing an answer takes here: the ninth decile of a few tries."""
-        answer = b'{"v": 1, "type": "time-response", "sent": "' + b"~" * 30 + b'"}'
+        answer = b'{"v": 1, "type": "time-response", "sent": "%s"}' % SEND_TIME_MARKER.encode()
         took = []
         for _ in range(cls.CALIBRATION_SEALS):
             started = time.monotonic_ns()

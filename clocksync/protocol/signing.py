@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.serialization import (
 from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
 
 SIGNATURE_CHARS = 86
-SIG_PLACEHOLDER = "~" * SIGNATURE_CHARS
+SIG_PLACEHOLDER = "=" * SIGNATURE_CHARS
+"""Not base64url, and not made of the send-time marker's characters: never a valid signature."""
 _SEAL = re.compile(rb', "key": "([0-9a-f]{16})"(, "sig": "([A-Za-z0-9_-]{86})")\}\Z')
 _PLACEHOLDER = SIG_PLACEHOLDER.encode()
 _MARKER = SEND_TIME_MARKER.encode()
