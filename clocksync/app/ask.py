@@ -21,7 +21,7 @@ from clocksync.nodes.asker import Burst
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import TrustedKeys
 from clocksync.protocol.timefmt import format_ns
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, TlsFiles
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class AskOptions:
     as_json: bool
     protocol: MqttVersion
     trusted: TrustedKeys | None = None
+    tls: TlsFiles | None = None
 
 
 def _measure(client: CristianClient, options: AskOptions) -> tuple[Burst, Sample] | None:
@@ -76,10 +77,13 @@ def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
         timeout_s=options.timeout_s,
         protocol=options.protocol,
         trusted=options.trusted,
+        tls=options.tls,
     )
     try:
         if not client.link.wait_until_ready(options.timeout_s):
-            print(f"clocksync ask: cannot reach the broker {options.broker}", file=sys.stderr)
+            refusal = client.link.refusal
+            why = refusal.reason if refusal else f"no answer from the broker {options.broker}"
+            print(f"clocksync ask: {why}", file=sys.stderr)
             return 1
         found = _measure(client, options)
         if found is None:

@@ -23,6 +23,7 @@ from clocksync.app.options import (
     positive,
     positive_int,
     protocol_option,
+    tls_from,
 )
 from clocksync.core.clock import SoftwareClock
 from clocksync.driver.runner import Driver, StopFlag, client_id, link_for
@@ -259,6 +260,8 @@ def _add_demo(commands: Commands) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "broker"):
+        args.tls = tls_from(parser, args)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(WarningThrottle())
@@ -285,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=args.json,
             protocol=args.protocol,
             trusted=keys_from(parser, args).trusted,
+            tls=args.tls,
         )
         return run_ask(options)
     if args.command == "timeserver":
@@ -335,7 +339,7 @@ def _serve(
 ) -> int:
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
-    link = link_for(role, args.broker, client_id(args.site, role.name), protocol)
+    link = link_for(role, args.broker, client_id(args.site, role.name), protocol, args.tls)
     return Driver(role, link, busy_poll_s=busy_poll_s).run(stop)
 
 

@@ -10,7 +10,7 @@ from clocksync.core.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import KeyFileError, Keys, Signer, TrustedKeys
 from clocksync.protocol.topics import check_name
-from clocksync.transport.url import BROKER_ENV, DEFAULT_BROKER, BrokerUrl
+from clocksync.transport.url import BROKER_ENV, DEFAULT_BROKER, TLS_ENV, BrokerUrl, TlsFiles
 
 
 def number_between(check: Callable[[float], bool], what: str) -> Callable[[str], float]:
@@ -67,8 +67,29 @@ def common_options(parser: argparse.ArgumentParser, log_level: str = "info") -> 
         "--broker",
         type=broker_url,
         default=os.environ.get(BROKER_ENV, DEFAULT_BROKER),
-        help=f"mqtt://[user@]host[:port] (default: ${BROKER_ENV} or {DEFAULT_BROKER}); "
+        help=f"mqtt://, mqtts://, ws:// or wss://[user@]host[:port][/path] "
+        f"(default: ${BROKER_ENV} or {DEFAULT_BROKER}); "
         "the password, if any, from $CLOCKSYNC_PASSWORD",
+    )
+    tls = parser.add_argument_group("TLS (mqtts:// and wss://)")
+    tls.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help=f"trust the broker's certificate if this CA signed it, instead of the system's "
+        f"trust store (default: ${TLS_ENV['ca']})",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help=f"a client certificate, for brokers that want one (default: ${TLS_ENV['cert']})",
+    )
+    tls.add_argument(
+        "--tls-key",
+        type=Path,
+        metavar="FILE",
+        help=f"its private key (default: ${TLS_ENV['key']})",
     )
     parser.add_argument(
         "--site",
@@ -183,3 +204,16 @@ def clock_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sof
     except ValueError as error:
         parser.error(f"--makestep/--max-slew-ppm/--max-change: {error}")
     return SoftwareClock(offset_s=args.offset, drift_ppm=args.drift_ppm, discipline=discipline)
+
+
+def tls_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TlsFiles | None:
+    """The TLS files, checked now rather than at the first connect; None for a broker
+    without TLS."""
+    if not args.broker.scheme.tls:
+        return None
+    files = TlsFiles.from_environment(args.tls_ca, args.tls_cert, args.tls_key)
+    try:
+        files.context()
+    except ValueError as error:
+        parser.error(str(error))
+    return files

@@ -10,7 +10,7 @@ from clocksync.driver.runner import Driver, client_id, link_for
 from clocksync.nodes.asker import Burst, Inquirer
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import TrustedKeys
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, TlsFiles
 
 PUMP_S = 0.01
 _instances = itertools.count()
@@ -30,6 +30,7 @@ class CristianClient:
         timeout_s: float = 1.0,
         protocol: MqttVersion = MqttVersion.V5,
         trusted: TrustedKeys | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.clock = clock
         self.inquirer = Inquirer(
@@ -41,7 +42,7 @@ class CristianClient:
             trusted=trusted,
         )
         unique = f"{client_id(site, name)}-{os.getpid()}-{next(_instances)}"
-        self.link = link_for(self.inquirer, broker, unique, protocol)
+        self.link = link_for(self.inquirer, broker, unique, protocol, tls)
         self.driver = Driver(self.inquirer, self.link)
 
     @property

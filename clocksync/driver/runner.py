@@ -19,7 +19,7 @@ from clocksync.protocol.signing import Signer, finish_at_send
 from clocksync.protocol.wire import SEND_TIME_MARKER
 from clocksync.roles.role import Role, carry_out
 from clocksync.transport.link import Connected, MqttLink
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def link_for(
     broker: BrokerUrl,
     client_id: str,
     protocol: MqttVersion = MqttVersion.V5,
+    tls: TlsFiles | None = None,
 ) -> MqttLink:
     """A link carrying `role`'s subscriptions and will, which writes `role`'s clock (and
     seal) into outgoing payloads that hold the send-time marker."""
@@ -97,6 +98,7 @@ def link_for(
         will=role.will(),
         protocol=protocol,
         finish=SendFinisher(role),
+        tls=tls,
     )
 
 

@@ -1,41 +1,33 @@
-"""One MQTT connection, driven from its owner's thread: the only code that runs paho.
+"""One MQTT connection, driven from its owner's thread.
 
-The connection (5 by default, 3.1.1 for clients that have nothing newer) is driven by
-`poll()` from the caller's own loop, not paho's background thread: a message is read and
-timestamped as soon as its packet arrives and a publish goes straight to the socket, so no
-thread hand-off sits inside a measured round trip and nothing needs a lock.  Reconnection
-(with backoff), re-subscription, the Last Will and a clean goodbye are handled here, so its
-owner only sees messages.
-
-paho is subclassed, never patched: `_ClocksyncClient` overrides three of paho's private
-hooks (`_sock_recv`, `_sock_send`, `_handle_publish`) and calls three private helpers
-(`_send_puback`, `_reset_sockets`, and `_in_packet`, the packet being read), for this
-client alone.  The contract tests (tests/integration/test_paho_contract.py) fail if a paho
-release stops calling the hooks or drops the helpers; CI runs them with the lowest paho
-allowed as well as the newest.
+The connection (5 by default, 3.1.1 for clients that have nothing newer; over TCP, TLS,
+WebSockets or WebSockets over TLS) is driven by `poll()` from the caller's own loop, not
+paho's background thread: a message is read and timestamped as soon as its packet arrives
+and a publish goes straight to the socket, so no thread hand-off sits inside a measured
+round trip and nothing needs a lock.  Reconnection (with backoff), re-subscription, the
+Last Will and a clean goodbye are handled here, so its owner only sees messages.  A broker's
+refusal is explained (clocksync.transport.refusals), and a permanent one is retried
+at the longest interval.  The paho client itself is clocksync.transport.client.
 """
 
-import contextlib
 import logging
 import os
 import select
-import socket
-import struct
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
-from clocksync.protocol.wire import SEND_TIME_MARKER
-from clocksync.transport.packets import QuickProperties, payload_offset, split_publish
-from clocksync.transport.url import PASSWORD_ENV, BrokerUrl
+from clocksync.transport.client import ClocksyncClient, LinkCounters
+from clocksync.transport.packets import QuickProperties
+from clocksync.transport.refusals import Refusal, connect_failure, refused_connection
+from clocksync.transport.url import PASSWORD_ENV, BrokerUrl, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +35,9 @@ KEEPALIVE_S = 15
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
 SESSION_TAKEN_OVER = 142
-SO_TIMESTAMPING = 37
-SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
-SOF_TIMESTAMPING_SOFTWARE = 1 << 4
-_ANCILLARY_SIZE = 256
-_READ_CHUNK = 65536
 MAX_BATCH = 1000
 """Messages read in one poll at most: under a flood the rest waits in the socket, so the
 process's memory stays bounded and the broker, not this process, queues or drops."""
-_MARKER = SEND_TIME_MARKER.encode()
-PAHO_PROTOCOLS = {
-    MqttVersion.V5: MQTTProtocolVersion.MQTTv5,
-    MqttVersion.V311: MQTTProtocolVersion.MQTTv311,
-}
 
 
 @dataclass(frozen=True)
@@ -66,161 +48,14 @@ class Connected:
 LinkEvent = Inbound | Connected
 
 
-@dataclass
-class LinkCounters:
-    """What the link did, for diagnostics and for the tests that check paho's hooks."""
-
-    received: int = 0
-    kernel_stamped: int = 0
-    quick_decoded: int = 0
-    send_stamped: int = 0
-
-
-class _ClocksyncClient(mqtt.Client):
-    """A paho client that notes when each packet arrived (SO_TIMESTAMPING) and left.
-
-    paho's own timestamp is taken when Python gets round to parsing the packet; on a busy
-    host that can be hundreds of microseconds after it arrived, and the difference lands,
-    one-sided, in a measured delay.  The kernel's software receive timestamp does not wait
-    for the process to be scheduled.  Plain TCP sockets only; elsewhere paho's time is used.
-    The send time is read just before the send system call: a publish can return long after
-    its packet left, when the broker it woke takes the CPU.  With `finish` set, the payload
-    of an outgoing PUBLISH that holds a SEND_TIME_MARKER is handed to it with that instant,
-    and what it returns (of the same length: the send time written in, and perhaps a
-    signature) is what is sent.
-    """
-
-    last_arrival_ns: int | None = None
-    last_send_mono: int | None = None
-    finish: Callable[[bytes, int], bytes] | None = None
-    inbox: deque[Inbound]
-    counters: LinkCounters
-    _mqtt5: bool
-    _unread: bytes = b""
-    _unread_at: int = 0
-
-    @classmethod
-    def create(cls, client_id: str, protocol: MqttVersion) -> "_ClocksyncClient":
-        """A client for `protocol`.  paho's own constructor is left as it is, since paho's
-        `reinitialise` calls it again."""
-        client = cls(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=PAHO_PROTOCOLS[protocol]
-        )
-        client.inbox = deque()
-        client.counters = LinkCounters()
-        client._mqtt5 = protocol == MqttVersion.V5
-        client.on_message = client._on_paho_message
-        return client
-
-    def _sock_send(self, buf: bytes | bytearray) -> int:
-        self.last_send_mono = mono = time.monotonic_ns()
-        if self.finish is not None and _MARKER in buf:
-            # One-step: the send time goes into the packet now, not when it was encoded.
-            # Only a whole packet is finished: the rest of a partly written one is resent
-            # from paho's unfinished copy, whose marker bytes the reader refuses.
-            packet = bytes(buf)
-            at = payload_offset(packet, self._mqtt5)
-            if at is not None:
-                payload = self.finish(packet[at:], mono)
-                if len(payload) == len(packet) - at:
-                    buf = packet[:at] + payload
-                    self.counters.send_stamped += 1
-        return super()._sock_send(buf)
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        """paho reads a packet in three or more small reads; serve them from one buffered
-        read, so a burst of packets costs one system call.  Every packet read from a chunk
-        gets the chunk's timestamp, that of its last segment: late for the earlier packets
-        in it, never early, so a delay measured with it can only grow."""
-        sock = self._sock
-        if type(sock) is not socket.socket:
-            return super()._sock_recv(bufsize)
-        if self._unread_at >= len(self._unread):
-            data, ancillary, _, _ = sock.recvmsg(_READ_CHUNK, _ANCILLARY_SIZE)
-            self.last_arrival_ns = None
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
-                    seconds, nanoseconds = struct.unpack_from("qq", payload)
-                    if seconds:
-                        self.last_arrival_ns = seconds * 1_000_000_000 + nanoseconds
-            self._unread, self._unread_at = data, 0
-        start = self._unread_at
-        self._unread_at = min(start + bufsize, len(self._unread))
-        return self._unread[start : self._unread_at]
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        """Read an MQTT 5 PUBLISH of QoS 0 or 1 straight into the inbox, with the quick
-        property codec; anything else (3.1.1, QoS 2, a topic alias, a property clocksync
-        does not use) goes through paho's own handling and `on_message`."""
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if not self._mqtt5 or qos > 1:
-            return super()._handle_publish()
-        packet = split_publish(bytes(self._in_packet["packet"]), qos)
-        if packet is None:
-            return super()._handle_publish()
-        self.counters.quick_decoded += 1
-        properties = packet.properties.__dict__
-        self._take(
-            packet.topic,
-            packet.payload,
-            properties.get("ResponseTopic"),
-            properties.get("CorrelationData"),
-        )
-        if qos == 1:
-            return self._send_puback(packet.mid)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _on_paho_message(
-        self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
-    ) -> None:
-        properties = message.properties
-        self._take(
-            message.topic,
-            bytes(message.payload),
-            getattr(properties, "ResponseTopic", None),
-            getattr(properties, "CorrelationData", None),
-        )
-
-    def _take(
-        self, topic: str, payload: bytes, response_topic: str | None, correlation: bytes | None
-    ) -> None:
-        arrival = self.last_arrival_ns
-        if arrival is None:
-            received_mono = time.monotonic_ns()
-        else:
-            # The wall clock is read first: any pause between the two readings makes the
-            # converted instant later, never earlier, and a late arrival time only widens
-            # a measured delay (an error bound built on it still holds).
-            received_mono = arrival - (time.time_ns() - time.monotonic_ns())
-            self.counters.kernel_stamped += 1
-        self.counters.received += 1
-        self.inbox.append(
-            Inbound(topic, payload, received_mono, response_topic, correlation, arrival is not None)
-        )
-
-    def release(self) -> None:
-        """Close every socket the client holds: disconnect() leaves open the wake-up socket
-        pair that loop() made.  (paho's public reinitialise() would, but in paho 2.1 it
-        fails: it calls the constructor without the callback API version.)"""
-        self._reset_sockets()
-
-    def drop_unread(self) -> None:
-        """Forget what was read from a previous connection's socket."""
-        self._unread, self._unread_at = b"", 0
-
-    @property
-    def buffered(self) -> bool:
-        """Whether bytes already read from the socket await parsing."""
-        return self._unread_at < len(self._unread)
-
-
 class MqttLink:
     """One connection to the broker, driven by `poll` from the owner's loop.
 
     `subscriptions` are made on every (re)connect; `will` is the Last Will; `finish` writes
     the send time (and any signature awaiting it) into payloads that hold the
-    SEND_TIME_MARKER, at the send instant (see _ClocksyncClient).
+    SEND_TIME_MARKER, at the send instant (see ClocksyncClient); `tls` names the files
+    for a TLS broker (mqtts://, wss://).  `refusal` says why the last attempt failed.
+    Raises ValueError when the TLS files cannot be used.
     """
 
     def __init__(
@@ -232,12 +67,21 @@ class MqttLink:
         will: Publish | None = None,
         protocol: MqttVersion = MqttVersion.V5,
         finish: Callable[[bytes, int], bytes] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.broker = broker
         self.protocol = protocol
         self._subscriptions = list(subscriptions)
-        self._client = _ClocksyncClient.create(client_id, protocol)
+        scheme = broker.scheme
+        self._client = ClocksyncClient.create(
+            client_id, protocol, websockets=scheme.websockets, tls=scheme.tls
+        )
         self._client.finish = finish
+        if scheme.websockets:
+            self._client.ws_set_options(path=broker.path)
+        if scheme.tls:
+            self._client.tls_set_context((tls or TlsFiles.from_environment()).context())
+        self._password_set = PASSWORD_ENV in os.environ
         if broker.username:
             self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))
         if will is not None:
@@ -245,6 +89,9 @@ class MqttLink:
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_subscribe = self._handle_subscribe
+        self._client.on_publish = self._handle_acknowledged
+        self._confirming: dict[int, str] = {}
+        self.refusal: Refusal | None = None
         self._awaiting_subacks: set[int] = set()
         self._events: list[LinkEvent] = []
         self.last_delivery_mono = 0
@@ -283,7 +130,7 @@ class MqttLink:
         failed = result != MQTTErrorCode.MQTT_ERR_SUCCESS
         events = self._take_events()
         if failed and self._socket_open:
-            self._lost(f"lost the connection to {self.broker}")
+            self._lost(Refusal(f"lost the connection to {self.broker}", permanent=False))
         return events
 
     def wait_until_ready(self, timeout_s: float) -> bool:
@@ -319,6 +166,8 @@ class MqttLink:
             retain=message.retain,
             properties=properties,
         )
+        if message.qos and self.protocol == MqttVersion.V5:
+            self._confirming[info.mid] = message.topic
         return self._client.last_send_mono if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
     def close(self, goodbye: Sequence[Publish] = (), timeout_s: float = 2.0) -> None:
@@ -357,32 +206,32 @@ class MqttLink:
         try:
             self._client.connect(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
         except (OSError, ValueError) as error:
-            self._schedule_retry(f"cannot reach broker {self.broker}: {error}")
+            self._schedule_retry(connect_failure(self.broker, error))
             return
-        sock = self._client.socket()
-        if isinstance(sock, socket.socket):
-            # paho leaves Nagle's algorithm on: a reply written while the previous packet
-            # awaits a delayed ACK would sit for up to 40 ms inside a measured round trip.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(
-                    socket.SOL_SOCKET,
-                    SO_TIMESTAMPING,
-                    SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE,
-                )
+        except Exception as error:  # paho's WebSocket handshake raises its own
+            if type(error).__name__ != "WebsocketConnectionError":
+                raise
+            self._schedule_retry(connect_failure(self.broker, error))
+            return
+        self._client.adopt_raw()
         self._socket_open = True
 
-    def _schedule_retry(self, reason: str) -> None:
-        log.error("%s; retrying in %.0f s", reason, self._backoff_s)
+    def _schedule_retry(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        if refusal.permanent:
+            self._backoff_s = BACKOFF_MAX_S
+        log.error("%s; retrying in %.0f s", refusal.reason, self._backoff_s)
         self._next_attempt = time.monotonic() + self._backoff_s
         self._backoff_s = min(self._backoff_s * 2, BACKOFF_MAX_S)
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, refusal: Refusal) -> None:
         was_ready = self._ready
         self._socket_open = self._ready = False
+        self._confirming.clear()
+        self._client.drop_raw()
         if was_ready:
             self._backoff_s = BACKOFF_MIN_S
-        self._schedule_retry(reason)
+        self._schedule_retry(refusal)
 
     def _handle_connect(
         self,
@@ -394,8 +243,16 @@ class MqttLink:
     ) -> None:
         if reason_code.is_failure:
             client.disconnect()
-            self._lost(f"broker {self.broker} refused the connection: {reason_code}")
+            self._lost(
+                refused_connection(
+                    self.broker,
+                    reason_code.value,
+                    str(reason_code),
+                    password_set=self._password_set,
+                )
+            )
             return
+        self.refusal = None
         self._backoff_s = BACKOFF_MIN_S
         self._awaiting_subacks.clear()
         for topic in self._subscriptions:
@@ -438,9 +295,23 @@ class MqttLink:
         if not self._socket_open:
             return
         if reason_code == SESSION_TAKEN_OVER:
-            self._lost("another client connected with the same name")
+            self._lost(Refusal("another client connected with the same name", permanent=False))
         else:
-            self._lost(f"disconnected from {self.broker}: {reason_code}")
+            self._lost(Refusal(f"disconnected from {self.broker}: {reason_code}", False))
+
+    def _handle_acknowledged(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        """A QoS 1 publish the broker refused (an ACL, say) would otherwise be lost
+        silently; QoS 0 ones are, since MQTT does not answer them."""
+        topic = self._confirming.pop(mid, None)
+        if topic is not None and reason_code.is_failure:
+            log.warning("the broker denied a publish on %s: %s", topic, reason_code)
 
     def _readable(self) -> bool:
         """Whether more has arrived."""

@@ -159,3 +159,35 @@ def split_publish(packet: bytes, qos: int) -> PublishPacket | None:
     except (ValueError, IndexError, struct.error, UnicodeDecodeError):
         return None
     return PublishPacket(topic, mid, properties, packet[end + used :])
+
+
+TLS_APPLICATION_DATA = 23
+
+
+def tls_record_ready(data: bytes) -> bool:
+    """Whether `data`, the start of a TLS stream, holds whole records up to and including
+    an application-data one: what a TLS read consumes next lies entirely within it."""
+    at = 0
+    while at + 5 <= len(data):
+        end = at + 5 + int.from_bytes(data[at + 3 : at + 5], "big")
+        if end > len(data):
+            return False
+        if data[at] == TLS_APPLICATION_DATA:
+            return True
+        at = end
+    return False
+
+
+def websocket_frame_ready(data: bytes) -> bool:
+    """Whether `data`, the start of a WebSocket stream, holds a whole frame: what reading the
+    next frame consumes lies entirely within it."""
+    if len(data) < 2:
+        return False
+    length, at = data[1] & 0x7F, 2
+    if length == 126:
+        length, at = int.from_bytes(data[2:4], "big"), 4
+    elif length == 127:
+        length, at = int.from_bytes(data[2:10], "big"), 10
+    if data[1] & 0x80:
+        at += 4
+    return len(data) >= at and len(data) >= at + length

@@ -3,7 +3,7 @@
 import pytest
 
 from clocksync.protocol.topics import Topics, check_name, valid_name
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, Scheme
 
 
 def test_topic_tree() -> None:
@@ -38,6 +38,9 @@ def test_invalid_names(name: str) -> None:
         ("mqtt://broker.lan:8883", BrokerUrl("broker.lan", 8883)),
         ("mqtt://kmc@10.0.0.5:1884", BrokerUrl("10.0.0.5", 1884, "kmc")),
         ("mqtt://[::1]:1883/", BrokerUrl("::1", 1883)),
+        ("mqtts://broker.lan", BrokerUrl("broker.lan", 8883, None, Scheme.MQTTS)),
+        ("ws://broker.lan:9001", BrokerUrl("broker.lan", 9001, None, Scheme.WS, "/mqtt")),
+        ("wss://kmc@broker.lan/clocks", BrokerUrl("broker.lan", 443, "kmc", Scheme.WSS, "/clocks")),
     ],
 )
 def test_broker_urls(text: str, expected: BrokerUrl) -> None:
@@ -53,6 +56,9 @@ def test_broker_urls(text: str, expected: BrokerUrl) -> None:
         ("mqtt://u:secret@host", "CLOCKSYNC_PASSWORD"),
         ("mqtt://host:99999", "invalid port"),
         ("mqtt://host/path", "unexpected path"),
+        ("mqtts://host/path", "only ws:// and wss://"),
+        ("wss://host/path?x=1", "unexpected query"),
+        ("tcp://host", "expected mqtt://, mqtts://, ws:// or wss://"),
     ],
 )
 def test_bad_broker_urls(text: str, why: str) -> None:
@@ -67,3 +73,8 @@ def test_broker_url_prints_without_secrets() -> None:
 def test_broker_url_round_trips_through_text() -> None:
     for url in (BrokerUrl("::1", 1883), BrokerUrl("h", 2, "u")):
         assert BrokerUrl.parse(str(url)) == url
+
+
+def test_urls_print_back_with_their_transport() -> None:
+    assert str(BrokerUrl.parse("wss://kmc@host:8443/mqtt")) == "wss://kmc@host:8443/mqtt"
+    assert str(BrokerUrl.parse("mqtts://host")) == "mqtts://host:8883"
