@@ -16,7 +16,8 @@ delivery can corrupt a measurement or move the clock:
   far-future round cannot make the real rounds look stale, and no flood of polls grows its
   memory;
 - it applies a correction only for a poll it answered, in a round not yet corrected, and
-  the clock's discipline refuses any correction beyond its maximum change in service.
+  the clock's discipline refuses any correction beyond its maximum change in service (the
+  round then stays open for the genuine correction, if that was a forgery).
 """
 
 import logging
@@ -169,7 +170,10 @@ class BerkeleyNode(Participant):
                 correction.seq,
             )
             return
+        if not self.apply_correction(
+            correction.correction_s, answered.adjusted_at_reply[correction.seq]
+        ):
+            return  # refused: the genuine correction, if this was a forgery, may still come
         self._corrected_through = correction.round
         for number in [number for number in self._rounds if number <= correction.round]:
             del self._rounds[number]
-        self.apply_correction(correction.correction_s, answered.adjusted_at_reply[correction.seq])

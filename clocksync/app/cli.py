@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(WarningThrottle())
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    logging.basicConfig(level=getattr(args, "log_level", "warning").upper(), handlers=[handler])
     if args.command == "demo":
         return run_demo(
             scenario=args.scenario,

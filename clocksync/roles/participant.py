@@ -156,20 +156,22 @@ class Participant(ABC):
 
     def apply_correction(
         self, correction_s: float, adjusted_then: int, error_bound_s: float | None = None
-    ) -> None:
+    ) -> bool:
         """Apply a correction measured when the clock's total adjustment was `adjusted_then`
         (see SoftwareClock.correct_measured) and report it in the status, once any slew is
-        done; `error_bound_s`, where known, is how far off the correction may be."""
+        done; `error_bound_s`, where known, is how far off the correction may be.  Say
+        whether it was applied: the discipline refuses one beyond its maximum change."""
         correction_ns = round(correction_s * NS_PER_S)
         how, remaining = self.clock.correct_measured(correction_ns, adjusted_then)
         if how is Applied.REFUSED:
             log.warning("refused a correction (%s): %s", self.name, self.clock.refusal(remaining))
-            return
+            return False
         self.last_correction_s = correction_s
         self.last_error_bound_s = error_bound_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
+        return True
 
     def _wake(self) -> Wake:
         return Wake(min(self._status_due, self._work_due))

@@ -49,16 +49,35 @@ def free_port() -> int:
         return port
 
 
+def on_free_ports(config: str) -> tuple[str, dict[int, int]]:
+    """`config` with every listener moved to a free loopback port; and which port went
+    where."""
+    moved: dict[int, int] = {}
+
+    def move(line: str) -> str:
+        words = line.split()
+        if len(words) < 2 or words[0] != "listener":
+            return line
+        moved[int(words[1])] = port = free_port()
+        return f"listener {port} 127.0.0.1"
+
+    return "\n".join(move(line) for line in config.splitlines()) + "\n", moved
+
+
 class LocalMosquitto:
     """`with LocalMosquitto() as broker:` gives a running broker at `broker.url`.
 
     `port` 0 picks a free one; a given port lets a test restart a broker where it was.
+    `config`, a Mosquitto configuration to run instead of the plain one, has its listeners
+    moved to free loopback ports; `ports` says which went where.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, config: str | None = None) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="clocksync-broker-")
         self._process: subprocess.Popen[bytes] | None = None
         self.port = port
+        self._config = config
+        self.ports: dict[int, int] = {}
 
     @property
     def url(self) -> BrokerUrl:
@@ -66,9 +85,14 @@ class LocalMosquitto:
 
     def start(self) -> "LocalMosquitto":
         binary = find_mosquitto()
-        self.port = self.port or free_port()
         config = Path(self._workdir.name) / "mosquitto.conf"
-        config.write_text(SETTINGS.format(port=self.port))
+        if self._config is None:
+            self.port = self.port or free_port()
+            config.write_text(SETTINGS.format(port=self.port))
+        else:
+            text, self.ports = on_free_ports(self._config)
+            self.port = next(iter(self.ports.values()))
+            config.write_text(text)
         log_path = Path(self._workdir.name) / "mosquitto.log"
         with log_path.open("wb") as log_file:
             self._process = subprocess.Popen(

@@ -14,7 +14,7 @@ from clocksync.protocol.envelope import Inbound
 from clocksync.protocol.messages import MessageError, RoundSummary, Status
 from clocksync.protocol.topics import Topics
 from clocksync.transport.link import MqttLink
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, TlsFiles
 
 log = logging.getLogger(__name__)
 _instances = itertools.count()
@@ -23,7 +23,15 @@ _instances = itertools.count()
 class Observer:
     """Subscribes to every status and to the round summaries of a site."""
 
-    def __init__(self, broker: BrokerUrl, site: str, *, keep_history: bool = False) -> None:
+    def __init__(
+        self,
+        broker: BrokerUrl,
+        site: str,
+        *,
+        keep_history: bool = False,
+        tls: TlsFiles | None = None,
+        password: str | None = None,
+    ) -> None:
         self.topics = Topics(site)
         self.statuses: dict[str, Status] = {}
         self.history: dict[str, list[Status]] | None = {} if keep_history else None
@@ -32,6 +40,8 @@ class Observer:
             broker,
             client_id=f"clocksync-observer-{os.getpid()}-{next(_instances)}",
             subscriptions=[self.topics.all_status, self.topics.round],
+            tls=tls,
+            password=password,
         )
 
     def _handle(self, message: Inbound) -> None:

@@ -1,11 +1,12 @@
 """Participants as separate `clocksync` processes, each with a deliberately wrong clock."""
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import PASSWORD_ENV, BrokerUrl
 
 STOP_TIMEOUT_S = 5.0
 
@@ -65,10 +66,14 @@ class Fleet:
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, role: str, clock: ClockSpec, *extra: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, role: str, clock: ClockSpec, *extra: str, password: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a participant; `password`, if given, is its CLOCKSYNC_PASSWORD."""
         command = participant_command(role, clock, self.broker, self.site, list(extra))
+        env = None if password is None else {**os.environ, PASSWORD_ENV: password}
         with (self.logs / f"{clock.name}.log").open("wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         self.processes[clock.name] = process
         return process
 

@@ -54,7 +54,8 @@ class MqttLink:
     `subscriptions` are made on every (re)connect; `will` is the Last Will; `finish` writes
     the send time (and any signature awaiting it) into payloads that hold the
     SEND_TIME_MARKER, at the send instant (see ClocksyncClient); `tls` names the files
-    for a TLS broker (mqtts://, wss://).  `refusal` says why the last attempt failed.
+    for a TLS broker (mqtts://, wss://); `password` is the user's (default
+    $CLOCKSYNC_PASSWORD).  `refusal` says why the last attempt failed.
     Raises ValueError when the TLS files cannot be used.
     """
 
@@ -68,6 +69,7 @@ class MqttLink:
         protocol: MqttVersion = MqttVersion.V5,
         finish: Callable[[bytes, int], bytes] | None = None,
         tls: TlsFiles | None = None,
+        password: str | None = None,
     ) -> None:
         self.broker = broker
         self.protocol = protocol
@@ -81,9 +83,11 @@ class MqttLink:
             self._client.ws_set_options(path=broker.path)
         if scheme.tls:
             self._client.tls_set_context((tls or TlsFiles.from_environment()).context())
-        self._password_set = PASSWORD_ENV in os.environ
+        if password is None:
+            password = os.environ.get(PASSWORD_ENV)
+        self._password_set = password is not None
         if broker.username:
-            self._client.username_pw_set(broker.username, os.environ.get(PASSWORD_ENV))
+            self._client.username_pw_set(broker.username, password)
         if will is not None:
             self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         self._client.on_connect = self._handle_connect

@@ -1,6 +1,7 @@
 """Helpers for the integration tests: the CLI as a process, Cristian clients in the test's
 own process, waiting for statuses."""
 
+import os
 import subprocess
 import sys
 
@@ -17,14 +18,17 @@ def start_master(fleet: Fleet, *extra: str, offset_s: float = 0.0, drift_ppm: fl
     fleet.start("master", ClockSpec("lab", offset_s, drift_ppm), "--interval", "0.5", *extra)
 
 
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run `clocksync ARGS` to completion."""
+def run_cli(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `clocksync ARGS` to completion, with `env` added to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "clocksync", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 

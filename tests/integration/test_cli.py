@@ -40,6 +40,16 @@ from tests.integration.support import run_cli
         (["timeserver", "--makestep", "0.1", "3"], "unrecognized"),
         (["timeserver", "--busy-poll", "-1"], "zero or more"),
         (["demo", "party"], "invalid choice"),
+        (["keygen"], "--out"),
+        (["keygen", "--out", "/nonexistent/dir/lab"], "--out"),
+        (["node", "--name", "KMC", "--trust-key", "/nonexistent.pub"], "cannot read a public key"),
+        (["master", "--signing-key", "/nonexistent.key"], "cannot read a private key"),
+        (["node", "--name", "KMC", "--max-change", "0"], "positive"),
+        (["master", "--samples", "65"], "from 1 to 64"),
+        (["ask", "--name", "p", "--broker", "mqtts://h", "--tls-cert", "c.pem"], "--tls-key"),
+        (["ask", "--name", "p", "--broker", "mqtts://h", "--tls-ca", "/none.pem"], "TLS files"),
+        (["ask", "--name", "p", "--broker", "tcp://h"], "wss://"),
+        (["timeserver", "--trust-key", "k.pub"], "unrecognized"),
     ],
 )
 def test_bad_arguments_get_a_usage_error(args: list[str], complaint: str) -> None:

@@ -320,3 +320,17 @@ def test_status_follows_a_correction_once_its_slew_is_done() -> None:
     time.mono = slew_end
     (status,) = publishes(node.on_timer(time.mono))
     assert Status.decode(status.payload).last_correction_s == pytest.approx(0.001)
+
+
+def test_after_a_refused_forgery_the_genuine_correction_still_applies() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    for round_ in range(1, 4):
+        poll(node, time, round_, 0)
+        correct(node, time, round_, 0, 0.0)
+        time.advance(NS_PER_S)
+    poll(node, time, 4, 0)
+    correct(node, time, 4, 0, 3600.0)  # forged, and refused
+    correct(node, time, 4, 0, 0.004)  # the master's
+    time.advance(NS_PER_S)
+    assert node.clock.now_ns() - time.wall == 4_000_000

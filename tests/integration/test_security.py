@@ -1,0 +1,205 @@
+"""Trust, against a real Mosquitto: the production configuration (TLS, passwords, the ACL)
+from broker/make-dev-secrets, signed time end to end over TLS and WebSockets, and what an
+outside client with publish rights can and cannot do to a clock."""
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.messages import Correction, Poll
+from clocksync.protocol.topics import Topics
+from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.observer import Observer
+from clocksync.testing.processes import ClockSpec, Fleet
+from clocksync.transport.link import MqttLink
+from clocksync.transport.url import PASSWORD_ENV, BrokerUrl, Scheme, TlsFiles
+from tests.integration.support import run_cli, wait_for_status
+
+REPO = Path(__file__).resolve().parents[2]
+USERS = ("lab", "KMC", "MIT", "bank", "phone", "monitor")
+SITE = "secure"
+ROUND_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class SecureBroker:
+    """A broker running broker/production.conf with development secrets."""
+
+    secrets: Path
+    mqtts_port: int
+    wss_port: int
+
+    def url(self, user: str | None, scheme: Scheme = Scheme.MQTTS) -> BrokerUrl:
+        port = self.mqtts_port if scheme == Scheme.MQTTS else self.wss_port
+        return BrokerUrl("localhost", port, user, scheme)
+
+    def password(self, user: str) -> str:
+        return (self.secrets / "users" / user).read_text()
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(ca=self.secrets / "certs" / "ca.crt")
+
+    def tls_args(self) -> list[str]:
+        return ["--tls-ca", str(self.secrets / "certs" / "ca.crt")]
+
+
+@pytest.fixture(scope="module")
+def secure() -> Iterator[SecureBroker]:
+    # Mosquitto started as root reads its files as the mosquitto user: the folder must be
+    # open to it, as pytest's own temporary folders are not.
+    with tempfile.TemporaryDirectory(prefix="clocksync-secrets-") as folder:
+        secrets = Path(folder)
+        secrets.chmod(0o755)
+        subprocess.run(
+            [str(REPO / "broker" / "make-dev-secrets"), str(secrets), *USERS],
+            check=True,
+            capture_output=True,
+        )
+        with LocalMosquitto(config=(secrets / "mosquitto.conf").read_text()) as broker:
+            yield SecureBroker(secrets, broker.ports[8883], broker.ports[8443])
+
+
+def connected(link: MqttLink) -> MqttLink:
+    assert link.wait_until_ready(10), link.refusal
+    return link
+
+
+def test_anonymous_clients_and_wrong_passwords_are_refused_and_told_why(
+    secure: SecureBroker,
+) -> None:
+    anonymous = run_cli(
+        "ask", "--broker", str(secure.url(None)), *secure.tls_args(),
+        "--site", SITE, "--name", "phone", "--timeout", "0.5",
+    )  # fmt: skip
+    assert anonymous.returncode == 1
+    assert "no anonymous clients" in anonymous.stderr
+    untrusting = run_cli(
+        "ask", "--broker", str(secure.url("phone")), "--site", SITE, "--name", "phone",
+        "--timeout", "0.5",
+    )  # fmt: skip
+    assert untrusting.returncode == 1
+    assert "--tls-ca" in untrusting.stderr
+    assert "Traceback" not in anonymous.stderr + untrusting.stderr
+
+
+def test_a_participant_can_publish_only_under_its_own_name(
+    secure: SecureBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topics = Topics(SITE)
+    watcher = connected(
+        MqttLink(
+            secure.url("monitor"),
+            "watcher",
+            subscriptions=["clocksync/#"],
+            tls=secure.tls,
+            password=secure.password("monitor"),
+        )
+    )
+    kmc = connected(
+        MqttLink(secure.url("KMC"), "kmc", tls=secure.tls, password=secure.password("KMC"))
+    )
+    forged = [
+        (topics.reply("MIT"), b"{}"),
+        (topics.correction("KMC"), Correction("lab", "KMC", 1, 1, 0, 3600.0).encode()),
+        (topics.poll("MIT"), Poll("lab", "MIT", 1, 1, 0).encode()),
+        (topics.round, b"{}"),
+        (topics.status("MIT"), b"{}"),
+        (topics.cristian_reply("phone"), b"{}"),
+    ]
+    try:
+        with caplog.at_level(logging.WARNING):
+            for topic, payload in forged:
+                kmc.publish(Publish(topic, payload, qos=1))
+            kmc.publish(Publish(topics.reply("KMC"), b"{}", qos=1))  # its own: allowed
+            seen: list[str] = []
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                kmc.poll(0.02)
+                seen += [e.topic for e in watcher.poll(0.02) if isinstance(e, Inbound)]
+    finally:
+        kmc.close()
+        watcher.close()
+    assert seen == [topics.reply("KMC")]
+    denied = [r.getMessage() for r in caplog.records if "denied a publish" in r.getMessage()]
+    assert len(denied) == len(forged), denied
+
+
+def test_signed_berkeley_over_tls_end_to_end(secure: SecureBroker, tmp_path: Path) -> None:
+    assert run_cli("keygen", "--out", str(tmp_path / "lab")).returncode == 0
+    fleet = Fleet(secure.url("lab"), SITE, tmp_path)
+    tls = secure.tls_args()
+    trust = ["--trust-key", str(tmp_path / "lab.pub")]
+    for name, offset in (("KMC", 0.7), ("MIT", -0.4)):
+        fleet.broker = secure.url(name)
+        fleet.start("node", ClockSpec(name, offset), *tls, *trust, password=secure.password(name))
+    fleet.broker = secure.url("lab")
+    fleet.start(
+        "master", ClockSpec("lab"), "--interval", "0.5", *tls,
+        "--signing-key", str(tmp_path / "lab.key"), password=secure.password("lab"),
+    )  # fmt: skip
+    try:
+        watcher = observe(secure)
+        try:
+            assert watcher.wait_for(lambda: len(watcher.rounds) >= 5, ROUND_TIMEOUT_S)
+            watcher.pump(0.3)
+            distances = watcher.distances_from("lab")
+            assert set(distances) == {"KMC", "MIT"}
+            assert max(distances.values()) <= 0.001, distances
+        finally:
+            watcher.close()
+    finally:
+        fleet.stop()
+    logs = fleet.log_of("KMC") + fleet.log_of("lab")
+    assert "Traceback" not in logs
+    assert "not signed" not in logs, "the nodes took the master's sealed polls and corrections"
+
+
+def observe(secure: SecureBroker) -> Observer:
+    watcher = Observer(
+        secure.url("monitor"), SITE, tls=secure.tls, password=secure.password("monitor")
+    )
+    assert watcher.link.wait_until_ready(10), watcher.link.refusal
+    return watcher
+
+
+@pytest.mark.parametrize("scheme", [Scheme.MQTTS, Scheme.WSS])
+def test_a_trusting_client_takes_only_the_banks_sealed_answers(
+    secure: SecureBroker, tmp_path: Path, scheme: Scheme
+) -> None:
+    for key in ("bank", "rogue"):
+        assert run_cli("keygen", "--out", str(tmp_path / key)).returncode == 0
+    fleet = Fleet(secure.url("bank"), SITE, tmp_path)
+    fleet.start(
+        "timeserver", ClockSpec("bank", 0.8), *secure.tls_args(),
+        "--signing-key", str(tmp_path / "bank.key"), password=secure.password("bank"),
+    )  # fmt: skip
+    try:
+        watcher = observe(secure)
+        try:
+            wait_for_status(watcher, "bank")
+        finally:
+            watcher.close()
+
+        def ask(trust: str) -> subprocess.CompletedProcess[str]:
+            return run_cli(
+                "ask", "--broker", str(secure.url("phone", scheme)), *secure.tls_args(),
+                "--site", SITE, "--name", "phone", "--json", "--timeout", "0.5",
+                "--trust-key", str(tmp_path / f"{trust}.pub"),
+                env={PASSWORD_ENV: secure.password("phone")},
+            )  # fmt: skip
+
+        trusted = ask("bank")
+        assert trusted.returncode == 0, trusted.stderr
+        assert abs(json.loads(trusted.stdout)["offset_s"] - 0.8) < 0.01
+        assert ask("rogue").returncode == 1, "answers sealed by another key are not taken"
+    finally:
+        fleet.stop()
