@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, Scheme
 
 SBIN_MOSQUITTO = Path("/usr/sbin/mosquitto")
 START_TIMEOUT_S = 10.0
@@ -26,6 +26,25 @@ log_dest stderr
 log_type error
 log_type warning
 """
+
+
+TRANSPORT_PORTS = {Scheme.MQTT: 1883, Scheme.WS: 9001, Scheme.MQTTS: 8883, Scheme.WSS: 8443}
+
+
+def every_transport(certs: Path) -> str:
+    """A configuration with a listener for every transport clocksync speaks, open to all
+    (for tests and benchmarks), TLS with the certificates in `certs` (ca.crt, broker.crt,
+    broker.key, as broker/make-dev-secrets writes them); listeners on TRANSPORT_PORTS."""
+    lines = ["per_listener_settings false", "allow_anonymous true", "set_tcp_nodelay true",
+             "max_queued_messages 100000", "log_dest stderr", "log_type error"]  # fmt: skip
+    for scheme, port in TRANSPORT_PORTS.items():
+        lines.append(f"listener {port}")
+        if scheme.websockets:
+            lines.append("protocol websockets")
+        if scheme.tls:
+            lines += [f"cafile {certs / 'ca.crt'}", f"certfile {certs / 'broker.crt'}",
+                      f"keyfile {certs / 'broker.key'}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -82,6 +101,11 @@ class LocalMosquitto:
     @property
     def url(self) -> BrokerUrl:
         return BrokerUrl("127.0.0.1", self.port)
+
+    def url_for(self, scheme: Scheme) -> BrokerUrl:
+        """The URL of an `every_transport` broker's listener for `scheme`, by the name its
+        development certificate carries."""
+        return BrokerUrl("localhost", self.ports[TRANSPORT_PORTS[scheme]], scheme=scheme)
 
     def start(self) -> "LocalMosquitto":
         binary = find_mosquitto()

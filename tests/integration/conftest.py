@@ -12,6 +12,8 @@ so retained messages never leak between tests.  The Docker imports live here alo
 import contextlib
 import gc
 import os
+import subprocess
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from clocksync.transport.url import BrokerUrl
 
 BROKER_IMAGE = os.environ.get("CLOCKSYNC_TEST_BROKER_IMAGE", "eclipse-mosquitto:2.0.20")
 BROKER_CONFIG = Path(__file__).resolve().parents[2] / "broker" / "mosquitto.conf"
+DEV_USERS = ("lab", "KMC", "MIT", "bank", "phone", "monitor")
 RYUK_HINT = (
     "testcontainers' reaper image cannot be pulled either; "
     "TESTCONTAINERS_RYUK_DISABLED=true runs without it"
@@ -104,6 +107,23 @@ def broker() -> Iterator[BrokerUrl]:
     BROKER_CHOSEN.append(f"a local mosquitto, since {why_not}")
     with LocalMosquitto() as local:
         yield local.url
+
+
+@pytest.fixture(scope="session")
+def dev_secrets() -> Iterator[Path]:
+    """broker/make-dev-secrets run into a temporary folder: a CA, the broker's certificate,
+    passwords for DEV_USERS, the ACL and a production mosquitto.conf pointing at them."""
+    # Mosquitto started as root reads its files as the mosquitto user: the folder must be
+    # open to it, as pytest's own temporary folders are not.
+    with tempfile.TemporaryDirectory(prefix="clocksync-secrets-") as folder:
+        secrets = Path(folder)
+        secrets.chmod(0o755)
+        subprocess.run(
+            [str(BROKER_CONFIG.parent / "make-dev-secrets"), str(secrets), *DEV_USERS],
+            check=True,
+            capture_output=True,
+        )
+        yield secrets
 
 
 @pytest.fixture

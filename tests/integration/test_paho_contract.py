@@ -5,6 +5,7 @@ send-time markers unpatched, or falling back to paho's slow property decoding.""
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,9 @@ from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.timefmt import parse_ns
 from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
+from clocksync.testing.localbroker import LocalMosquitto, every_transport
 from clocksync.transport.link import MqttLink
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import BrokerUrl, Scheme, TlsFiles
 
 
 def received(link: MqttLink, count: int, timeout_s: float = 10) -> list[Inbound]:
@@ -112,3 +114,40 @@ def test_what_arrives_while_connecting_is_kept(broker: BrokerUrl, site: str) -> 
         listener.close()
         sender.close()
     assert [message.payload for message in messages] == [b"kept"]
+
+
+@pytest.mark.parametrize("scheme", list(Scheme))
+def test_every_transport_carries_kernel_timestamps_and_send_times(
+    dev_secrets: Path, scheme: Scheme
+) -> None:
+    """Under TLS and WebSockets the kernel's timestamp comes from peeking the TCP stream;
+    it must still come, and never before the message was sent."""
+    tls = TlsFiles(ca=dev_secrets / "certs" / "ca.crt")
+    with LocalMosquitto(config=every_transport(dev_secrets / "certs")) as broker:
+        url = broker.url_for(scheme)
+        topic = f"clocksync/contract/{scheme}"
+        clock = SoftwareClock()
+        listener = MqttLink(url, "listener", subscriptions=[topic], tls=tls)
+        sender = MqttLink(
+            url,
+            "sender",
+            tls=tls,
+            finish=lambda payload, mono: stamp_send_time(payload, clock.reading_at(mono)),
+        )
+        try:
+            assert listener.wait_until_ready(10), listener.refusal
+            assert sender.wait_until_ready(10), sender.refusal
+            arrived = []
+            for _ in range(20):
+                sender.publish(Publish(topic, b'{"sent": "' + SEND_TIME_MARKER.encode() + b'"}'))
+                arrived += received(listener, 1)
+        finally:
+            listener.close()
+            sender.close()
+    assert len(arrived) == 20
+    stamped = [message for message in arrived if message.kernel_stamped]
+    assert len(stamped) >= 15, f"{len(stamped)} of 20 kernel-stamped over {scheme}"
+    for message in stamped:
+        sent = parse_ns(message.payload.decode()[10:-2])
+        assert clock.reading_at(message.received_mono) >= sent
+    assert sender.counters.send_stamped == 20

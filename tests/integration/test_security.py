@@ -5,7 +5,6 @@ outside client with publish rights can and cannot do to a clock."""
 import json
 import logging
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from clocksync.transport.link import MqttLink
 from clocksync.transport.url import PASSWORD_ENV, BrokerUrl, Scheme, TlsFiles
 from tests.integration.support import run_cli, wait_for_status
 
-REPO = Path(__file__).resolve().parents[2]
-USERS = ("lab", "KMC", "MIT", "bank", "phone", "monitor")
 SITE = "secure"
 ROUND_TIMEOUT_S = 20.0
 
@@ -53,19 +50,9 @@ class SecureBroker:
 
 
 @pytest.fixture(scope="module")
-def secure() -> Iterator[SecureBroker]:
-    # Mosquitto started as root reads its files as the mosquitto user: the folder must be
-    # open to it, as pytest's own temporary folders are not.
-    with tempfile.TemporaryDirectory(prefix="clocksync-secrets-") as folder:
-        secrets = Path(folder)
-        secrets.chmod(0o755)
-        subprocess.run(
-            [str(REPO / "broker" / "make-dev-secrets"), str(secrets), *USERS],
-            check=True,
-            capture_output=True,
-        )
-        with LocalMosquitto(config=(secrets / "mosquitto.conf").read_text()) as broker:
-            yield SecureBroker(secrets, broker.ports[8883], broker.ports[8443])
+def secure(dev_secrets: Path) -> Iterator[SecureBroker]:
+    with LocalMosquitto(config=(dev_secrets / "mosquitto.conf").read_text()) as broker:
+        yield SecureBroker(dev_secrets, broker.ports[8883], broker.ports[8443])
 
 
 def connected(link: MqttLink) -> MqttLink:
