@@ -18,17 +18,29 @@ ROUNDS = 8
 
 
 def attack(broker: BrokerUrl, site: str, observer: Observer) -> int:
-    """Forge corrections for every poll to KMC until ROUNDS more rounds have passed;
-    return how many were sent."""
+    """Forge corrections for every poll to KMC, and replay every genuine correction to it
+    twice, until ROUNDS more rounds have passed; return how many were sent."""
     topics = Topics(site)
-    attacker = MqttLink(broker, f"attacker-{site}", subscriptions=[topics.poll("KMC")])
+    attacker = MqttLink(
+        broker,
+        f"attacker-{site}",
+        subscriptions=[topics.poll("KMC"), topics.correction("KMC")],
+    )
     sent = 0
+    replayed: set[bytes] = set()
     try:
         assert attacker.wait_until_ready(10)
         target = len(observer.rounds) + ROUNDS
         while len(observer.rounds) < target:
             for event in attacker.poll(0.01):
                 if not isinstance(event, Inbound):
+                    continue
+                if event.topic == topics.correction("KMC"):
+                    if b'"sig"' in event.payload and event.payload not in replayed:
+                        replayed.add(event.payload)  # a genuine one, seen once: replay it
+                        for _ in range(2):
+                            attacker.publish(Publish(event.topic, event.payload))
+                            sent += 1
                     continue
                 poll = Poll.decode(event.payload)
                 for seconds in (3600.0, 1e9):

@@ -15,7 +15,7 @@ from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.timefmt import parse_ns
 from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
 from clocksync.testing.localbroker import LocalMosquitto, every_transport
-from clocksync.transport.link import MqttLink
+from clocksync.transport.link import MAX_BATCH, MqttLink
 from clocksync.transport.url import BrokerUrl, Scheme, TlsFiles
 
 
@@ -151,3 +151,22 @@ def test_every_transport_carries_kernel_timestamps_and_send_times(
         sent = parse_ns(message.payload.decode()[10:-2])
         assert clock.reading_at(message.received_mono) >= sent
     assert sender.counters.send_stamped == 20
+
+
+def test_a_flood_is_read_a_bounded_batch_at_a_time(broker: BrokerUrl, site: str) -> None:
+    topic = f"clocksync/{site}/contract/flood"
+    listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic])
+    sender = MqttLink(broker, f"{site}-sender")
+    try:
+        assert listener.wait_until_ready(10)
+        assert sender.wait_until_ready(10)
+        for _ in range(3 * MAX_BATCH):
+            sender.publish(Publish(topic, b"x" * 3000))
+        sender.poll(0.5)
+        time.sleep(0.5)
+        batches = [len(listener.poll(0.2)) for _ in range(6)]
+    finally:
+        listener.close()
+        sender.close()
+    assert max(batches) <= MAX_BATCH + 1
+    assert sum(batches) > MAX_BATCH

@@ -120,24 +120,37 @@ def test_a_participant_can_publish_only_under_its_own_name(
     assert len(denied) == len(forged), denied
 
 
-def test_signed_berkeley_over_tls_end_to_end(secure: SecureBroker, tmp_path: Path) -> None:
-    assert run_cli("keygen", "--out", str(tmp_path / "lab")).returncode == 0
-    fleet = Fleet(secure.url("lab"), SITE, tmp_path)
+@pytest.mark.parametrize("scheme", [Scheme.MQTTS, Scheme.WSS])
+def test_signed_berkeley_over_tls_end_to_end(
+    secure: SecureBroker, tmp_path: Path, scheme: Scheme
+) -> None:
+    """The master seals its polls and corrections and takes only sealed replies; each line
+    seals its replies and takes only the master's polls and corrections."""
+    for name in ("lab", "KMC", "MIT"):
+        assert run_cli("keygen", "--out", str(tmp_path / name)).returncode == 0
+    site = f"{SITE}-{scheme}"
+    fleet = Fleet(secure.url("lab", scheme), site, tmp_path)
     tls = secure.tls_args()
-    trust = ["--trust-key", str(tmp_path / "lab.pub")]
     for name, offset in (("KMC", 0.7), ("MIT", -0.4)):
-        fleet.broker = secure.url(name)
-        fleet.start("node", ClockSpec(name, offset), *tls, *trust, password=secure.password(name))
-    fleet.broker = secure.url("lab")
+        fleet.broker = secure.url(name, scheme)
+        fleet.start(
+            "node", ClockSpec(name, offset), *tls,
+            "--signing-key", str(tmp_path / f"{name}.key"),
+            "--trust-key", str(tmp_path / "lab.pub"), password=secure.password(name),
+        )  # fmt: skip
+    fleet.broker = secure.url("lab", scheme)
     fleet.start(
         "master", ClockSpec("lab"), "--interval", "0.5", *tls,
-        "--signing-key", str(tmp_path / "lab.key"), password=secure.password("lab"),
+        "--signing-key", str(tmp_path / "lab.key"),
+        "--trust-key", str(tmp_path / "KMC.pub"), "--trust-key", str(tmp_path / "MIT.pub"),
+        password=secure.password("lab"),
     )  # fmt: skip
     try:
-        watcher = observe(secure)
+        watcher = observe(secure, site)
         try:
             assert watcher.wait_for(lambda: len(watcher.rounds) >= 5, ROUND_TIMEOUT_S)
             watcher.pump(0.3)
+            assert {row.name for row in watcher.rounds[-1].participants} == {"lab", "KMC", "MIT"}
             distances = watcher.distances_from("lab")
             assert set(distances) == {"KMC", "MIT"}
             assert max(distances.values()) <= 0.001, distances
@@ -145,14 +158,14 @@ def test_signed_berkeley_over_tls_end_to_end(secure: SecureBroker, tmp_path: Pat
             watcher.close()
     finally:
         fleet.stop()
-    logs = fleet.log_of("KMC") + fleet.log_of("lab")
+    logs = fleet.log_of("KMC") + fleet.log_of("MIT") + fleet.log_of("lab")
     assert "Traceback" not in logs
-    assert "not signed" not in logs, "the nodes took the master's sealed polls and corrections"
+    assert "not signed" not in logs, "every poll, reply and correction was sealed"
 
 
-def observe(secure: SecureBroker) -> Observer:
+def observe(secure: SecureBroker, site: str = SITE) -> Observer:
     watcher = Observer(
-        secure.url("monitor"), SITE, tls=secure.tls, password=secure.password("monitor")
+        secure.url("monitor"), site, tls=secure.tls, password=secure.password("monitor")
     )
     assert watcher.link.wait_until_ready(10), watcher.link.refusal
     return watcher
