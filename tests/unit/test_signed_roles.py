@@ -11,6 +11,7 @@ from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeServer
 from clocksync.nodes.asker import Asker
 from clocksync.nodes.berkeley import BerkeleyNode
+from clocksync.nodes.cristian import CristianNode
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
@@ -144,3 +145,18 @@ def test_a_signed_answer_covers_the_clients_nonce() -> None:
         )
         is None
     )
+
+
+def test_a_cristian_node_that_trusts_a_key_asks_with_it() -> None:
+    time = FakeTime()
+    keys = Keys(trusted=trusting(LAB))
+    node = CristianNode(
+        name="kiosk",
+        site="bank",
+        clock=time.clock(),
+        interval_s=1.0,
+        samples=2,
+        timeout_s=0.5,
+        keys=keys,
+    )
+    assert node.asker.trusted is keys.trusted
