@@ -1,9 +1,8 @@
 """The Berkeley master role: a round every interval, through the broker.
 
-The nodes to poll are the Berkeley nodes whose retained status says online: a node joins
-by coming online and leaves when its status (or its Last Will) says offline, and then misses
-a round.  A node that goes on answering stays, so a status forged in its name cannot take it
-out of the rounds.
+The nodes to poll are the Berkeley nodes whose retained status says online, as far as they
+answer (clocksync.master.membership): a round polls the nodes that answered lately, and
+probes a few of the silent ones, so no flood of statuses can swell a round.
 A round: send each node `samples` polls on its own poll topic, paced evenly through the
 round (see clocksync.master.rounds for why not one broadcast poll); collect replies until
 the reply timeout; per node keep the lowest-delay exchange; average with the master's own
@@ -18,6 +17,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.master.membership import MAX_LISTED, Membership, Polling
 from clocksync.master.rounds import RoundCollector, RoundPlan, settle
 from clocksync.master.timeserver import TimeResponder
 from clocksync.protocol.enums import RoleKind, State, SyncMode
@@ -69,17 +69,12 @@ class BerkeleyMaster(Participant):
         self.plan = plan
         self._interval_ns = round(plan.interval_s * NS_PER_S)
         self._timeout_ns = round(plan.timeout_s * NS_PER_S)
-        self._nodes: set[str] = set()
-        self._leaving: set[str] = set()
-        self._joined = self._left = 0
+        self.membership = Membership()
+        self._polling: Polling | None = None
+        self._late_replies = 0
         self._round: RoundCollector | None = None
         self._next_round = 0
         self._last_number = 0
-
-    @property
-    def nodes(self) -> frozenset[str]:
-        """The nodes the next round will poll."""
-        return frozenset(self._nodes)
 
     def subscriptions(self) -> list[str]:
         own = [self.topics.all_replies, self.topics.all_status]
@@ -101,8 +96,8 @@ class BerkeleyMaster(Participant):
                 if mono < self._next_round:
                     return actions, self._next_round
                 self._start_round(mono)
-            elif collector.polls_sent < len(collector.nodes) * self.plan.samples:
-                pace_ns = round(self.plan.poll_pace_s(len(collector.nodes)) * NS_PER_S)
+            elif collector.polls_sent < collector.polls_due:
+                pace_ns = round(self.plan.poll_pace_s(collector.polls_due) * NS_PER_S)
                 next_poll = collector.started_mono + collector.polls_sent * pace_ns
                 if mono < next_poll:
                     return actions, next_poll
@@ -130,43 +125,46 @@ class BerkeleyMaster(Participant):
             )
 
     def _track(self, message: Inbound) -> None:
-        """Keep the set of nodes to poll: Berkeley nodes whose status says online.  One whose
-        status says otherwise is only marked as leaving: it goes when it misses a round."""
+        """Keep the membership: Berkeley nodes whose status says online; an empty retained
+        status (MQTT's way of deleting one) takes a node out."""
+        if not message.payload:
+            name = self.topics.name_in(message.topic)
+            if name is not None:
+                self.membership.forget(name)
+            return
         status = self.receive(message, Status)
         if status is None:
             return
-        name = status.name
         serving = (
             status.role == RoleKind.NODE
             and status.sync == self.sync
             and status.state == State.ONLINE
         )
-        if serving:
-            self._leaving.discard(name)
-            if name not in self._nodes:
-                log.debug("polling %s from the next round", name)
-                self._nodes.add(name)
-                self._joined += 1
-        elif name in self._nodes:
-            log.debug("%s says it is leaving (%s)", name, status.state)
-            self._leaving.add(name)
+        self.membership.announce(status.name, serving=serving)
 
     def _collect(self, message: Inbound) -> None:
         t4 = self.clock.reading_at(message.received_mono)
         reply = self.receive(message, Reply)
         if reply is None:
             return
-        refusal = "no round is open" if self._round is None else self._round.add_reply(reply, t4)
+        round_ = self._round
+        if round_ is None or (reply.epoch, reply.round) != (self.epoch, round_.number):
+            self._late_replies += 1  # to a round already closed, mostly: counted, not logged
+            return
+        refusal = round_.add_reply(reply, t4)
         if refusal is not None:
             log.warning("dropped a reply from %s: %s", reply.node, refusal)
 
     def _start_round(self, mono: int) -> None:
         self._last_number += 1
+        polling = self._polling = self.membership.plan(self._last_number)
         self._round = RoundCollector(
             self.name,
             self.epoch,
             self._last_number,
-            self._nodes,
+            polling.live,
+            samples=self.plan.samples,
+            probes=polling.probes,
             started_mono=mono,
             adjusted_at_start=self.clock.adjusted_ns(mono),
         )
@@ -202,11 +200,9 @@ class BerkeleyMaster(Participant):
         ]
         if samples:
             self.apply_correction(outcome.corrections[self.name], collector.adjusted_at_start)
-        gone = self._leaving.intersection(collector.missing())
-        self._nodes -= gone
-        self._leaving -= gone | samples.keys()
-        self._left += len(gone)
-        missing = tuple(node for node in collector.missing() if node not in gone)
+        assert self._polling is not None
+        closed = self.membership.close(collector.number, self._polling, collector.answered())
+        missing = closed.missing
         summary = RoundSummary(
             master=self.name,
             epoch=self.epoch,
@@ -216,19 +212,24 @@ class BerkeleyMaster(Participant):
             window_s=outcome.selection.window_s,
             spread_s=outcome.spread_s,
             participants=outcome.entries,
-            missing=missing,
+            missing=missing[:MAX_LISTED],
+            missing_count=len(missing),
         )
         actions.append(Publish(self.topics.round, self.seal(summary.encode()), retain=True, qos=1))
         excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
         log.info(
-            "round %d: %d nodes (%d joined, %d left), spread %.6f s, excluded %s%s",
+            "round %d: %d nodes, %d probed, spread %.6f s, excluded %s, %d missing%s%s%s",
             collector.number,
             len(samples),
-            self._joined,
-            self._left,
+            len(collector.probes),
             outcome.spread_s,
             clip(excluded),
-            f", {len(missing)} missing: {clip(', '.join(missing))}" if missing else "",
+            len(missing),
+            f" ({clip(', '.join(missing))})" if missing else "",
+            f", {self.membership.joined} joined" if self.membership.joined else "",
+            f", {len(closed.gone)} left" if closed.gone else "",
         )
-        self._joined = self._left = 0
+        if self._late_replies:
+            log.info("dropped %d late replies, to rounds already closed", self._late_replies)
+        self.membership.joined = self._late_replies = 0
         return actions

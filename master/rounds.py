@@ -61,13 +61,14 @@ class RoundPlan:
             return self.reply_timeout_s
         return min(self.interval_s / 2, MAX_REPLY_TIMEOUT_S)
 
-    def poll_pace_s(self, nodes: int) -> float:
-        """Seconds between consecutive polls of a round polling `nodes` nodes."""
-        return SEND_SHARE * self.timeout_s / max(1, nodes * self.samples)
+    def poll_pace_s(self, polls: int) -> float:
+        """Seconds between consecutive polls of a round that sends `polls` polls."""
+        return SEND_SHARE * self.timeout_s / max(1, polls)
 
 
 class RoundCollector:
-    """The polls of one round, to the nodes known when it began, and the replies they drew.
+    """The polls of one round and the replies they drew: `samples` polls to each of
+    `nodes`, one to each of `probes` (nodes not heard from lately).
 
     `started_mono` is when the round began; `adjusted_at_start` the master clock's total
     adjustment then, the reference for the master's own correction.
@@ -80,6 +81,8 @@ class RoundCollector:
         number: int,
         nodes: Iterable[str],
         *,
+        samples: int = 1,
+        probes: Iterable[str] = (),
         started_mono: int = 0,
         adjusted_at_start: int = 0,
     ) -> None:
@@ -87,8 +90,14 @@ class RoundCollector:
         self.epoch = epoch
         self.number = number
         self.nodes = tuple(sorted(nodes))
+        self.probes = tuple(probes)
         self.started_mono = started_mono
         self.adjusted_at_start = adjusted_at_start
+        # Every node's first sample, then every node's second..., so that each node's
+        # samples spread over the whole round; the probes go first.
+        self._schedule = [(probe, 0) for probe in self.probes] + [
+            (node, seq) for seq in range(samples) for node in self.nodes
+        ]
         self._sent: dict[tuple[str, int], int | None] = {}
         self._exchanges: dict[str, dict[int, Exchange]] = {}
         self._precise: dict[str, set[int]] = {}
@@ -97,12 +106,14 @@ class RoundCollector:
     def polls_sent(self) -> int:
         return len(self._sent)
 
+    @property
+    def polls_due(self) -> int:
+        return len(self._schedule)
+
     def next_poll(self) -> tuple[str, int]:
-        """The node and sequence number of the next poll, now counted as sent: every node's
-        first sample, then every node's second, so that each node's samples spread over the
-        whole round.  Its send time is unknown until `poll_sent`."""
-        count = self.polls_sent
-        node, seq = self.nodes[count % len(self.nodes)], count // len(self.nodes)
+        """The node and sequence number of the next poll, now counted as sent; its send
+        time is unknown until `poll_sent`."""
+        node, seq = self._schedule[self.polls_sent]
         self._sent[node, seq] = None
         return node, seq
 
@@ -152,9 +163,9 @@ class RoundCollector:
                 best[node] = chosen
         return best
 
-    def missing(self) -> tuple[str, ...]:
-        """The nodes polled that never answered."""
-        return tuple(node for node in self.nodes if node not in self._exchanges)
+    def answered(self) -> frozenset[str]:
+        """The nodes, and probes, that answered."""
+        return frozenset(self._exchanges)
 
 
 @dataclass(frozen=True)

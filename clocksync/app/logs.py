@@ -1,14 +1,26 @@
-"""Keep a flood of bad input from becoming a flood of log lines.
+"""Keep a flood of bad input from becoming a flood of log lines, without hiding what it is.
 
 Every dropped message is logged as a warning, so a hostile or broken publisher sending
 thousands a second would otherwise bury everything else.  Each kind of warning (its logger
-and format string) is let through `burst` times per `window_s`; the first one let through
-after a quiet spell says how many were held back.
+and format string) is let through `burst` times per `window_s`; the first one of a kind let
+through after that says how many of the kind were held back and what the latest of them
+said, so a real cause among a flood of one kind still shows within a window.
 """
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+LATEST_CHARS = 200
+
+
+@dataclass
+class _Kind:
+    started: float
+    passed: int = 0
+    held: int = 0
+    latest: str = ""
 
 
 class WarningThrottle(logging.Filter):
@@ -24,20 +36,23 @@ class WarningThrottle(logging.Filter):
         self._burst = burst
         self._window_s = window_s
         self._monotonic = monotonic
-        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+        self._kinds: dict[tuple[str, str], _Kind] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, str(record.msg))
         now = self._monotonic()
-        started, passed, held = self._seen.get(key, (now, 0, 0))
-        if now - started >= self._window_s:
-            if held:
-                record.msg = f"{record.msg} ({held} more like this were not logged)"
-            started, passed, held = now, 0, 0
-        if passed >= self._burst:
-            self._seen[key] = (started, passed, held + 1)
+        kind = self._kinds.setdefault((record.name, str(record.msg)), _Kind(now))
+        if now - kind.started >= self._window_s:
+            if kind.held:
+                record.msg = (
+                    f"{record.msg} ({kind.held} more like this in the last "
+                    f"{self._window_s:g} s, the latest: {kind.latest[:LATEST_CHARS]})"
+                )
+            kind.started, kind.passed, kind.held = now, 0, 0
+        if kind.passed >= self._burst:
+            kind.held += 1
+            kind.latest = record.getMessage()
             return False
-        self._seen[key] = (started, passed + 1, held)
+        kind.passed += 1
         return True

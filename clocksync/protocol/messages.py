@@ -141,6 +141,7 @@ class RoundSummary(Message):
     spread_s: Seconds
     participants: Annotated[tuple[RoundEntry, ...], listing(RoundEntry.codec())]
     missing: Annotated[tuple[str, ...], listing(NAME)] = field(default=())
+    missing_count: Count = 0
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ class Observer:
         )
 
     def _handle(self, message: Inbound) -> None:
+        if not message.payload:  # a retained message deleted
+            self.statuses.pop(self.topics.name_in(message.topic) or "", None)
+            return
         try:
             if message.topic == self.topics.round:
                 self.rounds.append(RoundSummary.decode(message.payload))

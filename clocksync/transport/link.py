@@ -26,15 +26,14 @@ from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.transport.client import ClocksyncClient, LinkCounters
 from clocksync.transport.packets import QuickProperties
+from clocksync.transport.reconnect import Reconnect
 from clocksync.transport.refusals import Refusal, connect_failure, refused_connection
 from clocksync.transport.url import PASSWORD_ENV, BrokerUrl, TlsFiles
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15
-BACKOFF_MIN_S = 1.0
-BACKOFF_MAX_S = 30.0
-SESSION_TAKEN_OVER = 142
+SERVER_SHUTTING_DOWN = 139
 MAX_BATCH = 1000
 """Messages read in one poll at most: under a flood the rest waits in the socket, so the
 process's memory stays bounded and the broker, not this process, queues or drops."""
@@ -73,6 +72,7 @@ class MqttLink:
     ) -> None:
         self.broker = broker
         self.protocol = protocol
+        self._client_id = client_id
         self._subscriptions = list(subscriptions)
         scheme = broker.scheme
         self._client = ClocksyncClient.create(
@@ -101,7 +101,8 @@ class MqttLink:
         self.last_delivery_mono = 0
         self._socket_open = False
         self._ready = False
-        self._backoff_s = BACKOFF_MIN_S
+        self._ready_since = 0.0
+        self._reconnect = Reconnect()
         self._next_attempt = 0.0
 
     @property
@@ -134,7 +135,7 @@ class MqttLink:
         failed = result != MQTTErrorCode.MQTT_ERR_SUCCESS
         events = self._take_events()
         if failed and self._socket_open:
-            self._lost(Refusal(f"lost the connection to {self.broker}", permanent=False))
+            self._lost(Refusal(f"the broker {self.broker} closed the connection", False))
         return events
 
     def wait_until_ready(self, timeout_s: float) -> bool:
@@ -218,23 +219,34 @@ class MqttLink:
             self._schedule_retry(connect_failure(self.broker, error))
             return
         self._client.adopt_raw()
+        self._reconnect.reached()
         self._socket_open = True
 
     def _schedule_retry(self, refusal: Refusal) -> None:
         self.refusal = refusal
-        if refusal.permanent:
-            self._backoff_s = BACKOFF_MAX_S
-        log.error("%s; retrying in %.0f s", refusal.reason, self._backoff_s)
-        self._next_attempt = time.monotonic() + self._backoff_s
-        self._backoff_s = min(self._backoff_s * 2, BACKOFF_MAX_S)
+        delay_s = self._reconnect.delay_s(refusal.permanent)
+        now = time.monotonic()
+        if self._reconnect.worth_logging(refusal.reason, now):
+            attempts = self._reconnect.failures
+            log.error(
+                "%s; retrying in %.1f s%s",
+                refusal.reason,
+                delay_s,
+                f" ({attempts} attempts so far)" if attempts > 1 else "",
+            )
+        self._next_attempt = now + delay_s
 
     def _lost(self, refusal: Refusal) -> None:
-        was_ready = self._ready
+        if self._ready and self._reconnect.dropped(time.monotonic() - self._ready_since):
+            refusal = Refusal(
+                f"the broker keeps dropping this connection soon after accepting it: "
+                f"another process is connected with the same client id "
+                f"({self._client_id}); is one name used twice?",
+                permanent=True,
+            )
         self._socket_open = self._ready = False
         self._confirming.clear()
         self._client.drop_raw()
-        if was_ready:
-            self._backoff_s = BACKOFF_MIN_S
         self._schedule_retry(refusal)
 
     def _handle_connect(
@@ -257,7 +269,6 @@ class MqttLink:
             )
             return
         self.refusal = None
-        self._backoff_s = BACKOFF_MIN_S
         self._awaiting_subacks.clear()
         for topic in self._subscriptions:
             _, mid = client.subscribe(topic, qos=0)
@@ -285,6 +296,8 @@ class MqttLink:
 
     def _now_ready(self) -> None:
         self._ready = True
+        self._ready_since = time.monotonic()
+        self._reconnect.connected()
         log.info("connected to %s", self.broker)
         self._events.append(Connected())
 
@@ -298,10 +311,12 @@ class MqttLink:
     ) -> None:
         if not self._socket_open:
             return
-        if reason_code == SESSION_TAKEN_OVER:
-            self._lost(Refusal("another client connected with the same name", permanent=False))
+        if reason_code == SERVER_SHUTTING_DOWN:
+            self._lost(Refusal(f"the broker {self.broker} is shutting down", permanent=False))
+        elif flags.is_disconnect_packet_from_server:
+            self._lost(Refusal(f"the broker {self.broker} disconnected: {reason_code}", False))
         else:
-            self._lost(Refusal(f"disconnected from {self.broker}: {reason_code}", False))
+            self._lost(Refusal(f"the broker {self.broker} closed the connection", False))
 
     def _handle_acknowledged(
         self,

@@ -21,7 +21,7 @@ def reply(
 
 
 def collector_with_polls(count: int, nodes: tuple[str, ...] = ("KMC",)) -> RoundCollector:
-    collector = RoundCollector("lab", 9, 4, nodes)
+    collector = RoundCollector("lab", 9, 4, nodes, samples=count)
     for _ in range(count * len(nodes)):
         node, seq = collector.next_poll()
         collector.poll_sent(node, seq, T0 + seq * 10 * MS)
@@ -95,10 +95,16 @@ def test_settle_excludes_a_node_an_hour_off() -> None:
     assert outcome.corrections["SOLS"] == pytest.approx(-3600.0, abs=0.01)
 
 
-def test_nodes_polled_but_silent_are_missing() -> None:
+def test_a_round_knows_who_answered() -> None:
     collector = collector_with_polls(2, ("KMC", "MIT", "SOLS"))
     assert collector.add_reply(reply("MIT", 1, T0 + 11 * MS, T0 + 11 * MS), T0 + 12 * MS) is None
-    assert collector.missing() == ("KMC", "SOLS")
+    assert collector.answered() == {"MIT"}
+
+
+def test_probes_are_polled_once_and_first() -> None:
+    collector = RoundCollector("lab", 9, 4, ("KMC", "MIT"), samples=2, probes=("ghost",))
+    polls = [collector.next_poll() for _ in range(collector.polls_due)]
+    assert polls == [("ghost", 0), ("KMC", 0), ("MIT", 0), ("KMC", 1), ("MIT", 1)]
 
 
 def test_refuses_a_reply_to_a_poll_sent_to_another_node() -> None:
@@ -174,7 +180,7 @@ def test_a_follow_up_for_a_reply_never_heard_is_ignored() -> None:
 
 
 def test_polls_go_to_every_node_before_any_node_gets_its_next_sample() -> None:
-    collector = RoundCollector("lab", 9, 4, ["SOLS", "KMC", "MIT"])
+    collector = RoundCollector("lab", 9, 4, ["SOLS", "KMC", "MIT"], samples=2)
     order = []
     for _ in range(6):
         node, seq = collector.next_poll()
@@ -192,4 +198,4 @@ def test_polls_go_to_every_node_before_any_node_gets_its_next_sample() -> None:
 
 def test_polls_are_paced_over_most_of_the_reply_timeout() -> None:
     plan = RoundPlan(interval_s=1.0, samples=8)
-    assert plan.poll_pace_s(4) == pytest.approx(0.8 * 0.5 / 32)
+    assert plan.poll_pace_s(32) == pytest.approx(0.8 * 0.5 / 32)
