@@ -78,7 +78,7 @@ class BerkeleyMaster(Participant):
 
     def subscriptions(self) -> list[str]:
         own = [self.topics.all_replies, self.topics.all_status]
-        return own if self.responder is None else [*own, self.topics.cristian_request]
+        return own if self.responder is None else [*own, self.topics.cristian_requests_shared]
 
     def connected(self, mono: int) -> None:
         """Wait an interval before the next round, so that the nodes' retained statuses

@@ -108,7 +108,7 @@ class TimeServer(Participant):
         self.responder = TimeResponder(self, disciplined=False, epoch=clock.host_ns() // 1_000_000)
 
     def subscriptions(self) -> list[str]:
-        return [self.topics.cristian_request]
+        return [self.topics.cristian_requests_shared]
 
     def handle(self, message: Inbound) -> list[Publish]:
         return self.responder.answer(message)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from clocksync.core.clock import HOST_TOLERANCE_PPM, NS_PER_S, SoftwareClock
 from clocksync.core.measurement import Exchange
 from clocksync.core.sample import Sample
-from clocksync.core.selection import lowest_delay
+from clocksync.core.selection import lowest_delay, marzullo
 from clocksync.nodes.requests import Outstanding, PendingRequests
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
@@ -172,7 +172,30 @@ class Burst:
         return self.step()
 
     def best(self) -> Sample | None:
-        return lowest_delay(self.samples)
+        """The lowest-delay sample of the servers that agree.  With answers from several
+        servers (they share the site's requests), each server's lowest-delay sample gives an
+        interval, offset ± bound, and a server whose interval the majority's does not meet is
+        a falseticker, left out (Marzullo's intersection, as NTP does); with no majority
+        there is no best sample."""
+        by_server: dict[str, Sample] = {}
+        for sample in self.samples:
+            held = by_server.get(sample.peer)
+            if held is None or sample.delay_s < held.delay_s:
+                by_server[sample.peer] = sample
+        if len(by_server) <= 1:
+            return lowest_delay(self.samples)
+        agreement = marzullo(
+            {
+                peer: (s.offset_s - s.error_bound_s, s.offset_s + s.error_bound_s)
+                for peer, s in by_server.items()
+            }
+        )
+        if agreement is None:
+            log.warning("the time servers disagree, with no majority: %s", ", ".join(by_server))
+            return None
+        if agreement.falsetickers:
+            log.warning("left out falsetickers: %s", ", ".join(sorted(agreement.falsetickers)))
+        return lowest_delay(by_server[peer] for peer in agreement.truechimers)
 
     def next_deadline(self) -> int | None:
         """When the outstanding request times out, if one is."""

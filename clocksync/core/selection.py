@@ -30,6 +30,37 @@ def lowest_delay(samples: Iterable[Sample]) -> Sample | None:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """What Marzullo's intersection found: the point most sources' intervals share, the
+    sources that agree on it (truechimers) and those that do not (falsetickers)."""
+
+    point: float
+    truechimers: frozenset[str]
+    falsetickers: frozenset[str]
+
+
+def marzullo(intervals: Mapping[str, tuple[float, float]]) -> Agreement | None:
+    """The largest group of sources whose intervals [low, high] share a point, as NTP
+    intersects its sources' offset ± bound; None when no more than half of them do (two
+    servers that disagree cannot say which one lies)."""
+    edges = sorted(
+        (edge, kind)
+        for low, high in intervals.values()
+        for edge, kind in ((low, 0), (high, 1))  # at a tie an interval opens before one closes
+    )
+    best = count = 0
+    point = 0.0
+    for edge, kind in edges:
+        count += 1 if kind == 0 else -1
+        if count > best:
+            best, point = count, edge
+    agreeing = frozenset(name for name, (low, high) in intervals.items() if low <= point <= high)
+    if not intervals or 2 * len(agreeing) <= len(intervals):
+        return None
+    return Agreement(point, agreeing, frozenset(intervals) - agreeing)
+
+
+@dataclass(frozen=True)
 class Selection:
     """The outcome of one round's averaging."""
 

@@ -5,7 +5,8 @@
     clocksync/<site>/berkeley/reply/<name>         node -> master
     clocksync/<site>/berkeley/correction/<name>    master -> one node
     clocksync/<site>/berkeley/round                retained summary of the latest round
-    clocksync/<site>/cristian/request              client -> time server
+    clocksync/<site>/cristian/request              client -> time server (one of them:
+                                                   they share `$share/clocksync-timeservers/`)
     clocksync/<site>/cristian/reply/<name>         time server -> one client
 
 A node publishes only below its own name, so a broker ACL can bind each name to one
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 ROOT = "clocksync"
+SERVER_GROUP = "clocksync-timeservers"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -74,6 +76,12 @@ class Topics:
     @property
     def cristian_request(self) -> str:
         return f"{self.prefix}/cristian/request"
+
+    @property
+    def cristian_requests_shared(self) -> str:
+        """What time servers subscribe to: an MQTT shared subscription, so that each request
+        goes to one server of the site's group, and on to another when one is gone."""
+        return f"$share/{SERVER_GROUP}/{self.cristian_request}"
 
     def cristian_reply(self, name: str) -> str:
         return f"{self.prefix}/cristian/reply/{name}"

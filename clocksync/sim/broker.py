@@ -1,9 +1,10 @@
 """An in-process MQTT broker for the simulator: routing only, no timing (the world adds the
 network's delays on either side).
 
-It keeps what clocksync relies on a broker for: topic filters with `+` and `#`, retained
-messages (an empty retained payload deletes one), Last Wills, and MQTT 5's Response Topic
-and Correlation Data, which a 3.1.1 subscriber does not get.  Subscriptions without
+It keeps what clocksync relies on a broker for: topic filters with `+` and `#`, shared
+subscriptions (`$share/GROUP/filter`: each message to one member of the group, in turn),
+retained messages (an empty retained payload deletes one), Last Wills, and MQTT 5's
+Response Topic and Correlation Data, which a 3.1.1 subscriber does not get.  Subscriptions without
 wildcards are looked up directly, so a fleet of thousands costs little per message.
 """
 
@@ -40,6 +41,8 @@ class SimBroker:
     def __init__(self) -> None:
         self._exact: dict[str, dict[Hashable, Subscriber]] = {}
         self._wildcard: dict[tuple[str, Hashable], Subscriber] = {}
+        self._shared: dict[tuple[str, str], list[Subscriber]] = {}
+        self._turn: dict[tuple[str, str], int] = {}
         self._retained: dict[str, Publish] = {}
         self._wills: dict[Hashable, Publish] = {}
 
@@ -48,6 +51,11 @@ class SimBroker:
     ) -> list[Publish]:
         """Subscribe `subscriber`; return the retained messages it is owed at once."""
         self.disconnect(subscriber.client)
+        shared = [f for f in filters if f.startswith("$share/")]
+        for topic_filter in shared:
+            _, group, real = topic_filter.split("/", 2)
+            self._shared.setdefault((group, real), []).append(subscriber)
+        filters = [f for f in filters if f not in shared]
         for topic_filter in filters:
             if "+" in topic_filter or "#" in topic_filter:
                 self._wildcard[topic_filter, subscriber.client] = subscriber
@@ -68,6 +76,8 @@ class SimBroker:
             subscribers.pop(client, None)
         for key in [key for key in self._wildcard if key[1] == client]:
             del self._wildcard[key]
+        for members in self._shared.values():
+            members[:] = [member for member in members if member.client != client]
         will = self._wills.pop(client, None)
         return None if cleanly else will
 
@@ -82,6 +92,11 @@ class SimBroker:
         for (topic_filter, client), subscriber in self._wildcard.items():
             if client not in found and matches(topic_filter, message.topic):
                 found[client] = subscriber
+        for key, members in self._shared.items():
+            if members and matches(key[1], message.topic):
+                turn = self._turn.get(key, 0) % len(members)
+                self._turn[key] = turn + 1
+                found.setdefault(members[turn].client, members[turn])
         return [(s, self._as_received(message, s)) for s in found.values()]
 
     @staticmethod

@@ -165,8 +165,9 @@ def bank(
     drift_ppm: float = 40.0,
     wakeup: Delay | None = None,
     site: str = "manipal-buddy",
+    name: str = "bank",
 ) -> TimeServer:
     """The bank's reference clock, `offset_s` off true time and drifting."""
-    server = TimeServer(name="bank", site=site, clock=world.clock(offset_s, drift_ppm))
+    server = TimeServer(name=name, site=site, clock=world.clock(offset_s, drift_ppm))
     world.add(server, path, wakeup=wakeup)
     return server

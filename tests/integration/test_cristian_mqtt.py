@@ -271,3 +271,28 @@ def test_the_master_answers_unless_told_not_to(
     observer.pump(1.0)
     result = ask_raw(broker, site, "--samples", "1", "--timeout", "0.5")
     assert result.returncode == 1
+
+
+def test_time_servers_share_the_requests_and_a_killed_one_loses_no_client(
+    broker: BrokerUrl, site: str, fleet: Fleet, history: Observer
+) -> None:
+    for name in ("bank-1", "bank-2"):
+        fleet.start("timeserver", ClockSpec(name, SERVER_OFFSET_S))
+        wait_for_status(history, name)
+    clients = [cristian_client(broker, site, f"student-{i}", offset_s=i * 0.3) for i in range(10)]
+    try:
+        servers: set[str] = set()
+        for burst in range(6):
+            if burst == 3:
+                fleet.processes["bank-1"].kill()
+            run_bursts(clients, samples=4, timeout_s=30)
+            for client in clients:
+                assert client.burst is not None
+                best = client.burst.best()
+                assert best is not None, f"burst {burst}: a client got no answer"
+                assert abs(best.offset_s - (SERVER_OFFSET_S - true_offset_s(client))) < 0.01
+                servers |= {sample.peer for sample in client.burst.samples}
+        assert servers == {"bank-1", "bank-2"}, "the requests were shared"
+    finally:
+        for client in clients:
+            client.close()

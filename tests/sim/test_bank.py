@@ -110,3 +110,28 @@ def test_a_lost_server_leaves_the_node_free_running_and_unharmed() -> None:
     world.run(10)
     assert node.clock.updates == updates
     assert abs(world.true_offset_ns("kiosk") - round(0.8 * NS_PER_S)) < 1e6
+
+
+def test_several_servers_share_the_requests_and_a_falseticker_is_left_out() -> None:
+    world = World(25)
+    for name, offset in (("bank-1", 0.8), ("bank-2", 0.8), ("liar", 5.8)):
+        bank(world, PATHS["lan"], offset_s=offset, drift_ppm=0.0, name=name)
+    node = cristian_node(world, "kiosk", PATHS["lan"], offset_s=-3.0, drift_ppm=0.0, samples=9)
+    world.run(10)
+    answered = {name: world.hosts[name].counters.sent for name in ("bank-1", "bank-2", "liar")}
+    assert all(count > 20 for count in answered.values()), answered
+    assert node.clock.updates >= 8
+    assert abs(world.true_offset_ns("kiosk") - round(0.8 * NS_PER_S)) < 1_000_000
+
+
+def test_a_client_keeps_its_time_when_one_of_its_servers_dies() -> None:
+    world = World(26)
+    for name in ("bank-1", "bank-2", "bank-3"):
+        bank(world, PATHS["lan"], drift_ppm=0.0, name=name)
+    node = cristian_node(world, "kiosk", PATHS["lan"], offset_s=-3.0, drift_ppm=0.0)
+    world.run(5)
+    updates = node.clock.updates
+    world.hosts["bank-2"].kill()
+    world.run(10)
+    assert node.clock.updates >= updates + 8, "it goes on correcting from the others"
+    assert abs(world.true_offset_ns("kiosk") - round(0.8 * NS_PER_S)) < 1_000_000

@@ -90,3 +90,19 @@ def test_a_3_1_1_subscriber_gets_no_request_response_properties() -> None:
     assert by_client["new"].correlation == b"c"
     assert by_client["old"].correlation is None
     assert by_client["old"].response_topic is None
+
+
+def test_a_shared_subscription_hands_each_message_to_one_member_in_turn() -> None:
+    broker = SimBroker()
+    for name in ("bank-1", "bank-2"):
+        broker.connect(Subscriber(name), ["$share/servers/q/+"], None)
+    broker.connect(Subscriber("watcher"), ["q/#"], None)
+    deliveries = [
+        sorted(str(subscriber.client) for subscriber, _ in broker.route(Publish("q/x", b"")))
+        for _ in range(4)
+    ]
+    assert deliveries == [["bank-1", "watcher"], ["bank-2", "watcher"]] * 2
+    broker.disconnect("bank-1")
+    assert [s.client for s, _ in broker.route(Publish("q/x", b"")) if s.client != "watcher"] == [
+        "bank-2"
+    ]

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clocksync.core.selection import corrections, fault_tolerant_average, spread
+from clocksync.core.selection import corrections, fault_tolerant_average, marzullo, spread
 
 
 def test_a_clock_an_hour_off_is_excluded_and_moves_nobody() -> None:
@@ -77,3 +77,45 @@ def test_one_wild_clock_is_excluded_and_cannot_drag_the_average_out_of_the_hones
     if len(offsets) >= 2:
         assert "wild!" in selection.excluded
         assert min(offsets.values()) - 1e-9 <= selection.average_s <= max(offsets.values()) + 1e-9
+
+
+def test_marzullo_finds_what_the_majority_agrees_on() -> None:
+    agreement = marzullo({"a": (0.9, 1.1), "b": (0.95, 1.2), "c": (5.0, 5.2)})
+    assert agreement is not None
+    assert agreement.truechimers == {"a", "b"}
+    assert agreement.falsetickers == {"c"}
+    assert 0.95 <= agreement.point <= 1.1
+
+
+def test_marzullo_needs_a_majority() -> None:
+    assert marzullo({"a": (0.0, 1.0), "b": (2.0, 3.0)}) is None
+    assert marzullo({}) is None
+    single = marzullo({"a": (0.0, 1.0)})
+    assert single is not None
+    assert single.truechimers == {"a"}
+
+
+def test_touching_intervals_agree() -> None:
+    agreement = marzullo({"a": (0.0, 1.0), "b": (1.0, 2.0), "c": (1.0, 1.5)})
+    assert agreement is not None
+    assert agreement.truechimers == {"a", "b", "c"}
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=3),
+        st.tuples(st.floats(-10, 10), st.floats(0, 5)).map(lambda t: (t[0], t[0] + t[1])),
+        min_size=1,
+        max_size=7,
+    )
+)
+def test_truechimers_share_a_point_and_outnumber_the_rest(
+    intervals: dict[str, tuple[float, float]],
+) -> None:
+    agreement = marzullo(intervals)
+    if agreement is None:
+        return
+    assert 2 * len(agreement.truechimers) > len(intervals)
+    for name in agreement.truechimers:
+        low, high = intervals[name]
+        assert low <= agreement.point <= high

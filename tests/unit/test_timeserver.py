@@ -90,7 +90,7 @@ def test_misdirected_and_bad_requests_are_not_answered(
 def test_a_reference_clock_never_corrects_itself_and_says_so() -> None:
     time = FakeTime()
     server = make_server(time)
-    assert server.subscriptions() == [TOPICS.cristian_request]
+    assert server.subscriptions() == [TOPICS.cristian_requests_shared]
     (answer,) = ask(server, time, TimeRequest("phone", 1))
     assert answer.rate_ppm < 1_000, "a reference clock does not slew"
 
