@@ -64,6 +64,13 @@ class Membership:
             self._members.add(name)
             self.joined += 1
 
+    def seed(self, names: Iterable[str]) -> None:
+        """Take `names` (members the last leader heard from) as live from the start."""
+        for name in names:
+            if name in self._members:
+                self._answered[name] = 0
+                self._probe_at.pop(name, None)
+
     def forget(self, name: str) -> None:
         """The broker no longer holds a status for `name`."""
         for table in (self._answered, self._probe_at, self._gap):

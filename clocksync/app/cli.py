@@ -18,6 +18,7 @@ from clocksync.app.options import (
     key_options,
     keys_from,
     non_negative,
+    non_negative_int,
     offset_options,
     participant_name,
     positive,
@@ -102,6 +103,13 @@ def _add_master(commands: Commands) -> None:
         type=positive,
         metavar="SECONDS",
         help="publish status at least this often (default: the interval)",
+    )
+    master.add_argument(
+        "--priority",
+        type=non_negative_int,
+        default=0,
+        help="of several masters of a site, the highest priority leads, the first name "
+        "breaking a tie; a leader keeps the lead while it lives (default: 0)",
     )
     master.add_argument(
         "--no-timeserver",
@@ -363,6 +371,7 @@ def _master(
         status_interval_s=args.status_interval,
         timeserver=args.timeserver,
         keys=keys_from(parser, args),
+        priority=args.priority,
     )
 
 

@@ -17,6 +17,8 @@ from clocksync.protocol.wire import (
     Count,
     Flag,
     MaybeCorrelation,
+    MaybeCount,
+    MaybeName,
     MaybeSeconds,
     MaybeTime,
     MaybeTopic,
@@ -34,6 +36,7 @@ from clocksync.protocol.wire import (
 # MessageError is re-exported: callers of decode() catch it from here.
 __all__ = [
     "Correction",
+    "Leader",
     "MessageError",
     "Poll",
     "PreviousSend",
@@ -152,7 +155,9 @@ class Status(Message):
     (host clock), so anyone on the same host can check accuracy without trusting clocksync.
     A Last Will carries null for the measured fields, since it was written at connect time.
     `error_bound_s` is how far off the last correction could have been, where the
-    participant knows it (a Cristian node).
+    participant knows it (a Cristian node).  `leader` is the master a Berkeley participant
+    follows, or is; a master's `priority` makes it a candidate to lead (the highest leads,
+    the first name breaking a tie).
     """
 
     kind: ClassVar[str] = "status"
@@ -167,6 +172,21 @@ class Status(Message):
     slew_remaining_s: MaybeSeconds = None
     updates: Count = 0
     error_bound_s: MaybeSeconds = None
+    leader: MaybeName = None
+    priority: MaybeCount = None
+
+
+@dataclass(frozen=True)
+class Leader(Message):
+    """Who leads the site now, retained: the leader's name and its term (`epoch`), which
+    only grows from one leader to the next, so that a deposed leader's polls and
+    corrections, carrying an older one, are fenced off."""
+
+    kind: ClassVar[str] = "leader"
+    sealed: ClassVar[bool] = True
+    leader: Name
+    epoch: Count
+    since: Time
 
 
 @dataclass(frozen=True)

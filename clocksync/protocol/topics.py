@@ -5,6 +5,7 @@
     clocksync/<site>/berkeley/reply/<name>         node -> master
     clocksync/<site>/berkeley/correction/<name>    master -> one node
     clocksync/<site>/berkeley/round                retained summary of the latest round
+    clocksync/<site>/berkeley/leader               retained: who leads, and its term
     clocksync/<site>/cristian/request              client -> time server (one of them:
                                                    they share `$share/clocksync-timeservers/`)
     clocksync/<site>/cristian/reply/<name>         time server -> one client
@@ -72,6 +73,10 @@ class Topics:
     @property
     def round(self) -> str:
         return f"{self.prefix}/berkeley/round"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}/berkeley/leader"
 
     @property
     def cristian_request(self) -> str:

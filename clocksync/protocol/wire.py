@@ -142,7 +142,10 @@ def listing(codec: Codec) -> Codec:
 
 NAME = Codec(_name)
 Name = Annotated[str, NAME]
-Count = Annotated[int, Codec(_count)]
+MaybeName = Annotated[str | None, optional(NAME)]
+COUNT = Codec(_count)
+Count = Annotated[int, COUNT]
+MaybeCount = Annotated[int | None, optional(COUNT)]
 SECONDS = Codec(_seconds)
 Seconds = Annotated[float, SECONDS]
 MaybeSeconds = Annotated[float | None, optional(SECONDS)]

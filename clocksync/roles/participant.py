@@ -117,6 +117,14 @@ class Participant(ABC):
         """`payload` under this participant's seal, if it has a key."""
         return payload if self.keys.signer is None else self.keys.signer.seal(payload)
 
+    def leader_name(self) -> str | None:
+        """The master this participant follows, or is; None for roles outside rounds."""
+        return None
+
+    def priority(self) -> int | None:
+        """How much this participant wants to lead: None for all but masters."""
+        return None
+
     def will(self) -> Publish:
         return self._status(State.OFFLINE, measured=False)
 
@@ -178,7 +186,13 @@ class Participant(ABC):
 
     def _status(self, state: State, *, measured: bool) -> Publish:
         status = Status(
-            name=self.name, role=self.kind, state=state, sync=self.sync, updates=self.clock.updates
+            name=self.name,
+            role=self.kind,
+            state=state,
+            sync=self.sync,
+            updates=self.clock.updates,
+            leader=self.leader_name() if measured else None,
+            priority=self.priority(),
         )
         if measured:
             offset_ns, host_ns = self.clock.host_offset_ns()
@@ -190,4 +204,6 @@ class Participant(ABC):
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
                 error_bound_s=self.last_error_bound_s,
             )
-        return Publish(self.topics.status(self.name), status.encode(), retain=True, qos=1)
+        return Publish(
+            self.topics.status(self.name), self.seal(status.encode()), retain=True, qos=1
+        )

@@ -85,6 +85,11 @@ class Kitchen:
     master: BerkeleyMaster
     nodes: list[BerkeleyNode]
     listener: Listener
+    standbys: list[BerkeleyMaster] = field(default_factory=list)
+
+    def leaders(self, since_round: int = 0) -> set[str]:
+        """The masters whose round summaries came, from the `since_round`th summary on."""
+        return {summary.master for summary in self.listener.rounds[since_round:]}
 
 
 def kitchen(
@@ -98,23 +103,30 @@ def kitchen(
     wakeup: Delay | None = None,
     plan: RoundPlan | None = None,
     master_path: Path | None = None,
+    standbys: Sequence[str] = (),
     site: str = "manipal-foodie",
 ) -> Kitchen:
     """The master and `lines`, every clock off by up to ±`offset_s` and ±`drift_ppm`
     (seeded), the lines on `path` and the master on `master_path` (default `path`); the
-    lines connect first, the master a second later."""
+    lines connect first, the master a second later, with `standbys`: more masters, of a
+    lower priority than the lab's, on the master's path."""
     rng = random.Random(seed)
 
     def clock() -> tuple[float, float]:
         return rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm)
 
-    master_offset, master_drift = clock()
-    master = BerkeleyMaster(
-        name=MASTER,
-        site=site,
-        clock=world.clock(master_offset, master_drift),
-        plan=plan or RoundPlan(),
-    )
+    def a_master(name: str, priority: int) -> BerkeleyMaster:
+        master_offset, master_drift = clock()
+        return BerkeleyMaster(
+            name=name,
+            site=site,
+            clock=world.clock(master_offset, master_drift),
+            plan=plan or RoundPlan(),
+            priority=priority,
+        )
+
+    master = a_master(MASTER, 1)
+    others = [a_master(name, 0) for name in standbys]
     nodes = []
     for name in lines:
         node_offset, node_drift = clock()
@@ -128,8 +140,9 @@ def kitchen(
         nodes.append(node)
     listener = Listener(world, site)
     world.add(listener)
-    world.add(master, master_path or path, wakeup=wakeup, connect_at_s=1.0)
-    return Kitchen(world, master, nodes, listener)
+    for a in (master, *others):
+        world.add(a, master_path or path, wakeup=wakeup, connect_at_s=1.0)
+    return Kitchen(world, master, nodes, listener, others)
 
 
 def cristian_node(

@@ -49,6 +49,8 @@ class Host:
     protocol: MqttVersion
     counters: HostCounters = field(default_factory=HostCounters)
     up: bool = False
+    cut: bool = False
+    """Cut off: whatever it sends or is sent is lost, but the broker does not know."""
     _wake_at: int | None = None
     _wake_generation: int = 0
     _busy_until: int = 0
@@ -73,9 +75,16 @@ class Host:
         """Vanish without a goodbye: the broker publishes the Last Will."""
         self.up = False
         self._wake_at = None
+        self._wake_generation += 1
         will = self.world.broker.disconnect(self, cleanly=False)
         if will is not None:
             self.world.route(will)
+
+    def restart(self, role: Role) -> None:
+        """Start again, as a new process: `role` (with a fresh clock) connects now."""
+        self.role = role
+        self._busy_until = self._last_up_arrival = self._last_down_arrival = 0
+        self.connect()
 
     def stop(self) -> None:
         """Say goodbye and disconnect cleanly."""
@@ -105,7 +114,7 @@ class Host:
         if self.protocol == MqttVersion.V311:
             message = Publish(message.topic, message.payload, message.retain, message.qos)
         self.counters.sent += 1
-        if world.rng.random() < self.path.loss:
+        if self.cut or world.rng.random() < self.path.loss:
             self.counters.lost += 1
             return now
         arrival = now + self.path.up.sample(world.rng)
@@ -119,7 +128,7 @@ class Host:
         world = self.world
         if not self.up:
             return
-        if world.rng.random() < self.path.loss:
+        if self.cut or world.rng.random() < self.path.loss:
             self.counters.lost += 1
             return
         arrival = world.now + self.path.down.sample(world.rng)

@@ -4,7 +4,8 @@ it makes of the replies, and what it sends back."""
 import pytest
 
 from clocksync.core.clock import NS_PER_S
-from clocksync.master.berkeley import BerkeleyMaster, PollSent
+from clocksync.master.berkeley import BerkeleyMaster
+from clocksync.master.leading import PollSent
 from clocksync.master.membership import Polling
 from clocksync.master.rounds import RoundPlan
 from clocksync.protocol.enums import RoleKind, State, SyncMode
@@ -74,12 +75,19 @@ def test_a_node_that_says_it_leaves_goes_when_it_misses_a_round() -> None:
     assert master.membership.members == {"KMC", "SOLS"}, "SOLS answered, whatever its status said"
 
 
+def lead(master: BerkeleyMaster, time: FakeTime) -> int:
+    """Connect the master, let it listen and take the lead; when its first round starts."""
+    start = time.mono
+    connected(master, time)
+    first = wake_of(master.on_timer(time.mono))
+    assert first == start + 3 * NS_PER_S, "it listens two intervals, then waits one more"
+    return first
+
+
 def test_polls_are_paced_through_the_round_and_the_round_closes_on_time() -> None:
     time = FakeTime()
     master = make_master(time, nodes=4, samples=8)
-    start = time.mono
-    first = wake_of(master.on_connect(time.mono))
-    assert first == start + NS_PER_S, "the first round waits an interval for the statuses"
+    first = lead(master, time)
     time.mono = first
     pace = round(0.8 * 0.5 / 32 * NS_PER_S)
     actions = master.on_timer(time.mono)
@@ -100,9 +108,7 @@ def test_polls_are_paced_through_the_round_and_the_round_closes_on_time() -> Non
 def test_a_master_far_behind_sends_every_poll_it_owes_at_once() -> None:
     time = FakeTime()
     master = make_master(time, nodes=5_000)
-    master.on_connect(time.mono)
-    time.mono += NS_PER_S
-    started = time.mono
+    time.mono = started = lead(master, time)
     pace = round(0.8 * 0.5 / 10_000 * NS_PER_S)
     assert wake_of(master.on_timer(started)) == started + pace
     time.mono += NS_PER_S // 4
@@ -127,15 +133,22 @@ class Line:
         return reply, t1 + 2 * self.one_way_ns
 
 
+def connected(master: BerkeleyMaster, time: FakeTime) -> None:
+    """Connect the master and let it listen until it leads: two intervals."""
+    master.on_connect(time.mono)
+    time.mono += 2 * NS_PER_S
+
+
 def run_round(master: BerkeleyMaster, time: FakeTime, lines: list[Line]) -> list[Publish]:
-    """Drive one round to its close, the lines answering every poll; what the master sent
-    besides its polls."""
+    """Drive the master until it closes a round, the lines answering every poll at once
+    (connecting it first if it is not); what the master sent besides its polls."""
+    if master.election is None:
+        connected(master, time)
     by_name = {line.name: line for line in lines}
-    time.mono = wake_of(master.on_connect(time.mono))
-    close = time.mono + NS_PER_S // 2
     sent: list[Publish] = []
-    while time.mono < close:
-        for publish in publishes(master.on_timer(time.mono)):
+    while not any(publish.topic == TOPICS.round for publish in sent):
+        actions = master.on_timer(time.mono)
+        for publish in publishes(actions):
             if not isinstance(publish.tag, PollSent):
                 sent.append(publish)
                 continue
@@ -148,8 +161,7 @@ def run_round(master: BerkeleyMaster, time: FakeTime, lines: list[Line]) -> list
             reply, t4 = line.reply_to(poll, t1)
             arrival = time.mono + (t4 - t1)
             master.on_message(inbound(TOPICS.reply(line.name), reply, arrival))
-        time.mono = min(close, time.mono + 10 * 1_000 * US)
-    sent += publishes(master.on_timer(time.mono))
+        time.mono = max(wake_of(actions), time.mono + 1)
     return sent
 
 
@@ -188,7 +200,10 @@ def test_replies_that_answer_no_poll_of_the_open_round_are_dropped(
 ) -> None:
     time = FakeTime()
     master = make_master(time)
-    late = Reply("KMC", master.epoch, 1, 0, time.wall, time.wall)
+    run_round(master, time, [])
+    assert master.leading is not None
+    late = Reply("KMC", master.leading.epoch, 1, 0, time.wall, time.wall)
+    caplog.clear()
     with caplog.at_level("INFO"):
         for _ in range(100):
             master.on_message(inbound(TOPICS.reply("KMC"), late, time.mono))
@@ -206,7 +221,7 @@ def test_a_poll_that_did_not_leave_gives_no_sample() -> None:
     time = FakeTime()
     master = make_master(time, samples=1)
     announce(master, time, "KMC")
-    time.mono = wake_of(master.on_connect(time.mono))
+    time.mono = lead(master, time)
     (poll_message,) = [p for p in publishes(master.on_timer(time.mono)) if p.tag is not None]
     master.on_sent(poll_message.tag, None)
     poll = Poll.decode(poll_message.payload)

@@ -8,7 +8,7 @@ import pytest
 from clocksync.core.clock import NS_PER_S
 from clocksync.nodes.berkeley import BerkeleyNode, ReplySent
 from clocksync.protocol.enums import RoleKind, State, SyncMode
-from clocksync.protocol.messages import Correction, Poll, PreviousSend, Reply, Status
+from clocksync.protocol.messages import Correction, Leader, Poll, PreviousSend, Reply, Status
 from clocksync.protocol.topics import Topics
 from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
 
@@ -81,7 +81,7 @@ def test_each_reply_carries_when_the_previous_one_really_left() -> None:
 def test_a_node_listens_and_answers_only_under_its_own_name() -> None:
     time = FakeTime()
     node = make_node(time)
-    assert node.subscriptions() == [TOPICS.poll("KMC"), TOPICS.correction("KMC")]
+    assert node.subscriptions() == [TOPICS.poll("KMC"), TOPICS.correction("KMC"), TOPICS.leader]
     forged = Poll("lab", "MIT", EPOCH, 1, 0)  # speaks for another node than its topic
     assert publishes(node.on_message(inbound(TOPICS.poll("KMC"), forged, time.mono))) == []
 
@@ -143,23 +143,44 @@ def test_a_flood_of_polls_keeps_memory_bounded() -> None:
     for round_ in range(1, 50):
         for seq in range(0, 300, 7):
             poll(node, time, round_, seq)
-    assert len(node._rounds) <= 4
-    assert all(len(r.adjusted_at_reply) <= 256 for r in node._rounds.values())
+    assert len(node.follower._rounds) <= 4
+    assert all(len(r.adjusted_at_reply) <= 256 for r in node.follower._rounds.values())
     assert poll(node, time, 60, 256) == [], "no more polls a round than any master sends"
 
 
-def test_a_node_follows_one_master_until_it_falls_silent() -> None:
+def test_a_node_follows_one_leader_and_a_newer_term_fences_off_the_old() -> None:
     time = FakeTime()
     node = make_node(time)
     poll(node, time, 1, 0)
     assert node.leader == ("lab", EPOCH)
-    assert poll(node, time, 1, 0, master="x", epoch=1) == [], "another master's poll"
-    assert poll(node, time, 3, 0, epoch=EPOCH + 1) == [], "another incarnation, while lab speaks"
-    correct(node, time, 1, 0, 0.002)
-    assert node.clock.updates == 1
-    time.advance(11 * NS_PER_S)  # lab falls silent (it restarted, say)
-    assert len(poll(node, time, 1, 0, epoch=EPOCH + 1)) == 1
-    assert node.leader == ("lab", EPOCH + 1)
+    assert poll(node, time, 1, 0, master="x", epoch=EPOCH) == [], "another master, same term"
+    assert len(poll(node, time, 1, 0, master="lab-2", epoch=EPOCH + 1)) == 1, "a new leader"
+    assert node.leader == ("lab-2", EPOCH + 1)
+    assert poll(node, time, 2, 0) == [], "the deposed leader is fenced off"
+    correct(node, time, 1, 0, 0.002)  # the deposed leader's correction
+    assert node.clock.updates == 0
+
+
+def test_a_leader_record_names_whom_to_follow() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    record = Leader("lab-2", EPOCH + 5, time.wall)
+    node.on_message(inbound(TOPICS.leader, record, time.mono))
+    assert node.leader == ("lab-2", EPOCH + 5)
+    assert poll(node, time, 2, 0) == []
+    far = Leader("mallory", time.wall // 1_000_000 + 10 * 86_400_000, time.wall)
+    node.on_message(inbound(TOPICS.leader, far, time.mono))
+    assert node.leader == ("lab-2", EPOCH + 5), "a term days ahead is not believed"
+
+
+def test_a_node_follows_anyone_once_its_leader_falls_silent() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0, epoch=EPOCH + 9)
+    time.advance(11 * NS_PER_S)  # the leader fell silent, and the new one's term is lower
+    assert len(poll(node, time, 1, 0)) == 1
+    assert node.leader == ("lab", EPOCH)
 
 
 def test_a_foreign_masters_poll_and_correction_move_nothing() -> None:
@@ -263,7 +284,7 @@ def test_a_correction_not_awaited_moves_nothing(
     node.on_message(inbound(TOPICS.correction("KMC"), message, time.mono))
     assert node.clock.updates == 0
     assert node.clock.now_ns() == time.wall
-    assert "not one this node awaits" in caplog.text
+    assert "not one awaited" in caplog.text
 
 
 def test_a_second_correction_for_a_round_is_refused() -> None:

@@ -17,7 +17,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "protocol": set(),
     "transport": {"protocol"},
     "roles": {"core", "protocol"},
-    "master": {"core", "protocol", "roles"},
+    "master": {"core", "protocol", "roles", "nodes"},  # a standby master follows as a node
     "nodes": {"core", "protocol", "roles"},
     "driver": {"core", "protocol", "transport", "roles", "master", "nodes"},
     "sim": {"core", "protocol", "roles", "master", "nodes"},

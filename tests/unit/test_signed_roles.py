@@ -17,7 +17,7 @@ from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
 from clocksync.protocol.signing import Keys, Signer, TrustedKeys, finish_at_send
 from clocksync.protocol.topics import Topics
-from tests.unit.fakes import FakeTime, inbound, publishes
+from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
 
 LAB, KMC, ROGUE = Signer.generate(), Signer.generate(), Signer.generate()
 EPOCH = 1_800_000_000_000
@@ -87,8 +87,13 @@ def test_a_signed_master_seals_what_moves_clocks_and_takes_only_sealed_replies()
     )
     status = Status("KMC", RoleKind.NODE, State.ONLINE, SyncMode.BERKELEY, 0.0, time.wall)
     master.on_message(inbound(KITCHEN.status("KMC"), status, time.mono))
-    time.mono += NS_PER_S
-    master.on_connect(time.mono - NS_PER_S)
+    master.on_connect(time.mono)
+    time.mono += 2 * NS_PER_S  # it listens, then leads
+    taking_over = master.on_timer(time.mono)
+    (record,) = [p for p in publishes(taking_over) if p.topic == KITCHEN.leader]
+    assert record.retain
+    assert trusting(LAB).refusal(record.payload) is None
+    time.mono = wake_of(taking_over)
     (poll_message,) = [p for p in publishes(master.on_timer(time.mono)) if p.tag is not None]
     assert trusting(LAB).refusal(poll_message.payload) is None
     master.on_sent(poll_message.tag, time.mono)

@@ -10,7 +10,7 @@ from clocksync.protocol.messages import TimeRequest, TimeResponse
 from clocksync.protocol.timefmt import format_ns
 from clocksync.protocol.topics import Topics
 from clocksync.protocol.wire import SEND_TIME_MARKER
-from tests.unit.fakes import FakeTime, inbound, publishes
+from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
 
 TOPICS = Topics("bank")
 REPLY = TOPICS.cristian_reply("phone")
@@ -95,10 +95,15 @@ def test_a_reference_clock_never_corrects_itself_and_says_so() -> None:
     assert answer.rate_ppm < 1_000, "a reference clock does not slew"
 
 
-def test_a_masters_answers_allow_for_its_slews() -> None:
+def test_a_master_serves_once_in_sync_and_allows_for_its_slews() -> None:
+    """Issue 9, defect 2: a master restarted 10 s ahead served its time before its first
+    round.  It answers only once it has led a round (or, standing by, been corrected)."""
     time = FakeTime()
     master = BerkeleyMaster(name="bank", site="bank", clock=time.clock(), plan=RoundPlan())
     master.on_connect(time.mono)
+    assert ask(master, time, TimeRequest("phone", 1)) == [], "listening: not in sync yet"
+    while not master.in_sync:
+        time.mono = wake_of(master.on_timer(time.mono))
     (answer,) = ask(master, time, TimeRequest("phone", 1))
     assert answer.rate_ppm == pytest.approx(HOST_TOLERANCE_PPM + 83_333)
     assert answer.epoch == master.epoch == time.wall // 1_000_000

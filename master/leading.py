@@ -1,0 +1,188 @@
+"""The leader's duty: a round every interval, through the broker.
+
+The nodes to poll are the Berkeley participants (nodes, and standby masters) whose retained
+status says online, as far as they answer (clocksync.master.membership): a round polls the
+nodes that answered lately, and probes a few of the silent ones, so no flood of statuses
+can swell a round.  A round: send each node `samples` polls on its own poll topic, paced
+evenly through the round (see clocksync.master.rounds for why not one broadcast poll);
+collect replies until the reply timeout; per node keep the lowest-delay exchange; average
+with the master's own clock (fault-tolerant, see clocksync.core.selection); send every node
+that answered its own correction; apply the master's own; publish the round summary.  A
+poll's t1 is its send instant, which the runner reports back.  Every poll, correction and
+summary carries the leader's term (`epoch`).
+"""
+
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.master.membership import MAX_LISTED, Membership, Polling
+from clocksync.master.rounds import RoundCollector, RoundPlan, settle
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
+from clocksync.roles.participant import Participant, clip
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSent:
+    """The tag of a poll, so that its send instant can be recorded as its t1."""
+
+    round: int
+    node: str
+    seq: int
+
+
+class Leading:
+    """`owner`'s rounds while it leads, in term `epoch`."""
+
+    def __init__(
+        self, owner: Participant, plan: RoundPlan, membership: Membership, epoch: int
+    ) -> None:
+        self.owner = owner
+        self.plan = plan
+        self.membership = membership
+        self.epoch = epoch
+        self.rounds_done = 0
+        self._interval_ns = round(plan.interval_s * NS_PER_S)
+        self._timeout_ns = round(plan.timeout_s * NS_PER_S)
+        self._polling: Polling | None = None
+        self._late_replies = 0
+        self._round: RoundCollector | None = None
+        self._next_round = 0
+        self._last_number = 0
+
+    def start(self, mono: int) -> None:
+        """The first round, one interval from now."""
+        self._next_round = max(self._next_round, mono + self._interval_ns)
+
+    def tick(self, mono: int) -> tuple[list[Publish], int]:
+        """Start, poll and close rounds as they fall due; a loop, not recursion, because a
+        master that fell behind may owe thousands of polls at once."""
+        actions: list[Publish] = []
+        while True:
+            collector = self._round
+            if collector is None:
+                if mono < self._next_round:
+                    return actions, self._next_round
+                self._start_round(mono)
+            elif collector.polls_sent < collector.polls_due:
+                pace_ns = round(self.plan.poll_pace_s(collector.polls_due) * NS_PER_S)
+                next_poll = collector.started_mono + collector.polls_sent * pace_ns
+                if mono < next_poll:
+                    return actions, next_poll
+                actions.append(self._poll(collector))
+            else:
+                close_at = collector.started_mono + self._timeout_ns
+                if mono < close_at:
+                    return actions, close_at
+                actions += self._finish_round(collector)
+
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        collector = self._round
+        if isinstance(tag, PollSent) and collector is not None and collector.number == tag.round:
+            reading = None if mono is None else self.owner.clock.reading_at(mono)
+            collector.poll_sent(tag.node, tag.seq, reading)
+
+    def collect(self, message: Inbound) -> None:
+        t4 = self.owner.clock.reading_at(message.received_mono)
+        reply = self.owner.receive(message, Reply)
+        if reply is None:
+            return
+        round_ = self._round
+        if round_ is None or (reply.epoch, reply.round) != (self.epoch, round_.number):
+            self._late_replies += 1  # to a round already closed, mostly: counted, not logged
+            return
+        refusal = round_.add_reply(reply, t4)
+        if refusal is not None:
+            log.warning("dropped a reply from %s: %s", reply.node, refusal)
+
+    def _start_round(self, mono: int) -> None:
+        self._last_number += 1
+        polling = self._polling = self.membership.plan(self._last_number)
+        self._round = RoundCollector(
+            self.owner.name,
+            self.epoch,
+            self._last_number,
+            polling.live,
+            samples=self.plan.samples,
+            probes=polling.probes,
+            started_mono=mono,
+            adjusted_at_start=self.owner.clock.adjusted_ns(mono),
+        )
+        if mono - self._next_round > self._interval_ns:
+            self._next_round = mono + self._interval_ns
+        else:
+            self._next_round += self._interval_ns
+
+    def _poll(self, collector: RoundCollector) -> Publish:
+        node, seq = collector.next_poll()
+        payload = self.owner.seal(
+            Poll(self.owner.name, node, self.epoch, collector.number, seq).encode()
+        )
+        return Publish(
+            self.owner.topics.poll(node), payload, tag=PollSent(collector.number, node, seq)
+        )
+
+    def _finish_round(self, collector: RoundCollector) -> list[Publish]:
+        self._round = None
+        self.rounds_done += 1
+        samples = collector.best_samples()
+        outcome = settle(self.owner.name, samples, min_window_s=self.plan.min_window_s)
+        actions = [
+            Publish(
+                self.owner.topics.correction(node),
+                self.owner.seal(
+                    Correction(
+                        self.owner.name,
+                        node,
+                        self.epoch,
+                        collector.number,
+                        sample.seq,
+                        outcome.corrections[node],
+                    ).encode()
+                ),
+            )
+            for node, sample in samples.items()
+        ]
+        if samples:
+            self.owner.apply_correction(
+                outcome.corrections[self.owner.name], collector.adjusted_at_start
+            )
+        assert self._polling is not None
+        closed = self.membership.close(collector.number, self._polling, collector.answered())
+        missing = closed.missing
+        summary = RoundSummary(
+            master=self.owner.name,
+            epoch=self.epoch,
+            round=collector.number,
+            started=self.owner.clock.reading_at(collector.started_mono),
+            average_s=outcome.selection.average_s,
+            window_s=outcome.selection.window_s,
+            spread_s=outcome.spread_s,
+            participants=outcome.entries,
+            missing=missing[:MAX_LISTED],
+            missing_count=len(missing),
+        )
+        actions.append(
+            Publish(self.owner.topics.round, self.owner.seal(summary.encode()), retain=True, qos=1)
+        )
+        excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
+        log.info(
+            "round %d: %d nodes, %d probed, spread %.6f s, excluded %s, %d missing%s%s%s",
+            collector.number,
+            len(samples),
+            len(collector.probes),
+            outcome.spread_s,
+            clip(excluded),
+            len(missing),
+            f" ({clip(', '.join(missing))})" if missing else "",
+            f", {self.membership.joined} joined" if self.membership.joined else "",
+            f", {len(closed.gone)} left" if closed.gone else "",
+        )
+        if self._late_replies:
+            log.info("dropped %d late replies, to rounds already closed", self._late_replies)
+        self.membership.joined = self._late_replies = 0
+        return actions
