@@ -69,6 +69,7 @@ class BerkeleyMaster(Participant):
         self.election: Election | None = None
         self.leading: Leading | None = None
         self._last_summary: RoundSummary | None = None
+        self._announce = False
 
     def subscriptions(self) -> list[str]:
         topics = self.topics
@@ -92,9 +93,14 @@ class BerkeleyMaster(Participant):
         return self.follower.corrected > 0
 
     def connected(self, mono: int) -> None:
-        """Listen before leading or serving (see clocksync.master.election)."""
+        """Listen before leading or serving (see clocksync.master.election).  A leader
+        announces itself again: a broker that restarted without persistence lost the
+        retained leader record."""
         if self.election is None:
             self.election = Election(self.name, self._priority, self.epoch, self._interval_ns, mono)
+        elif self.leading is not None:
+            self._announce = True
+            self.work_now()
 
     def tick(self, mono: int) -> tuple[list[Publish], int]:
         election = self.election
@@ -109,8 +115,10 @@ class BerkeleyMaster(Participant):
                 or record is None
                 or record != Record(self.name, self.leading.epoch)
             ):
-                actions.append(self._take_over(election, mono))
+                self._take_over(election, mono)
             assert self.leading is not None
+            if self._announce:
+                actions.append(self._leader_record())
             work, due = self.leading.tick(mono)
             return [*actions, *work], min(due, mono + self._interval_ns)
         if self.leading is not None:
@@ -147,7 +155,7 @@ class BerkeleyMaster(Participant):
             self.leading.sent(tag, mono)
         self.follower.sent(tag, mono)
 
-    def _take_over(self, election: Election, mono: int) -> Publish:
+    def _take_over(self, election: Election, mono: int) -> None:
         """Lead from the next round, in a new term, announced in the leader record; the
         nodes the last leader heard from are polled as live nodes at once."""
         record = election.claim(self.clock.host_ns() // 1_000_000)
@@ -157,8 +165,14 @@ class BerkeleyMaster(Participant):
         summary = self._last_summary
         if summary is not None:
             self.membership.seed(entry.name for entry in summary.participants)
+        self._announce = True
         log.warning("%s leads the site (term %d)", self.name, record.term)
-        leader = Leader(self.name, record.term, self.clock.now_ns())
+
+    def _leader_record(self) -> Publish:
+        """The retained record naming this master as leader, in its term."""
+        assert self.leading is not None
+        self._announce = False
+        leader = Leader(self.name, self.leading.epoch, self.clock.now_ns())
         return Publish(self.topics.leader, self.seal(leader.encode()), retain=True, qos=1)
 
     def _track(self, message: Inbound) -> None:

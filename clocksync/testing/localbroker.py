@@ -136,6 +136,12 @@ class LocalMosquitto:
         self.stop()
         raise BrokerUnavailableError(f"mosquitto did not start on port {self.port}: {output}")
 
+    def kill(self) -> None:
+        """End the broker as a crash would (SIGKILL): no goodbye to any client."""
+        if self._process is not None:
+            self._process.kill()
+        self.stop()
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

@@ -36,6 +36,8 @@ class Observer:
         self.statuses: dict[str, Status] = {}
         self.history: dict[str, list[Status]] | None = {} if keep_history else None
         self.rounds: list[RoundSummary] = []
+        self.round_arrivals: list[float] = []
+        """When each of `rounds` arrived, in monotonic seconds."""
         self.link = MqttLink(
             broker,
             client_id=f"clocksync-observer-{os.getpid()}-{next(_instances)}",
@@ -51,6 +53,7 @@ class Observer:
         try:
             if message.topic == self.topics.round:
                 self.rounds.append(RoundSummary.decode(message.payload))
+                self.round_arrivals.append(time.monotonic())
             else:
                 status = Status.decode(message.payload)
                 self.statuses[status.name] = status

@@ -57,14 +57,15 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 class Fleet:
-    """Participants started as `clocksync` processes, each logging to a file in `logs`;
-    `stop` ends them all."""
+    """Participants started as `clocksync` processes, each logging to a file in `logs`
+    (a restarted one appends to its own); `stop` ends them all."""
 
     def __init__(self, broker: BrokerUrl, site: str, logs: Path) -> None:
         self.broker = broker
         self.site = site
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     def start(
         self, role: str, clock: ClockSpec, *extra: str, password: str | None = None
@@ -72,10 +73,22 @@ class Fleet:
         """Start a participant; `password`, if given, is its CLOCKSYNC_PASSWORD."""
         command = participant_command(role, clock, self.broker, self.site, list(extra))
         env = None if password is None else {**os.environ, PASSWORD_ENV: password}
-        with (self.logs / f"{clock.name}.log").open("wb") as log_file:
+        self._commands[clock.name] = (command, env)
+        return self.restart(clock.name)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start `name` again, as it was started first."""
+        command, env = self._commands[name]
+        with (self.logs / f"{name}.log").open("ab") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-        self.processes[clock.name] = process
+        self.processes[name] = process
         return process
+
+    def kill(self, name: str) -> None:
+        """End `name` as a crash would (SIGKILL): no goodbye, only its Last Will."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
 
     def log_of(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")

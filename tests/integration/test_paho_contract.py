@@ -4,6 +4,8 @@ stops calling them, instead of clocksync silently losing its kernel timestamps, 
 send-time markers unpatched, or falling back to paho's slow property decoding."""
 
 import os
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -170,3 +172,46 @@ def test_a_flood_is_read_a_bounded_batch_at_a_time(broker: BrokerUrl, site: str)
         sender.close()
     assert max(batches) <= MAX_BATCH + 1
     assert sum(batches) > MAX_BATCH
+
+
+CONNACK_V5 = b"\x20\x03\x00\x00\x00"
+DISCONNECT_SHUTTING_DOWN = b"\xe0\x02\x8b\x00"
+
+
+def scripted_broker(server: socket.socket, ready: threading.Event) -> None:
+    """Accept one client, acknowledge its CONNECT, and once `ready` is set, send it
+    DISCONNECT "Server shutting down"."""
+    peer, _ = server.accept()
+    with peer:
+        peer.settimeout(10)
+        if peer.recv(1024)[:1] != b"\x10":
+            return
+        peer.sendall(CONNACK_V5)
+        if ready.wait(10):
+            peer.sendall(DISCONNECT_SHUTTING_DOWN)
+            time.sleep(0.5)
+
+
+def test_a_broker_that_says_it_shuts_down_is_reported_so() -> None:
+    """Mosquitto 2.0 closes the socket without a word when it stops, so a scripted MQTT 5
+    peer plays a broker that says so first, with DISCONNECT "Server shutting down" (0x8B),
+    as MQTT 5 allows."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+        ready = threading.Event()
+        peer = threading.Thread(target=scripted_broker, args=(server, ready))
+        peer.start()
+        link = MqttLink(BrokerUrl("127.0.0.1", server.getsockname()[1]), "shutdown-contract")
+        try:
+            assert link.wait_until_ready(10)
+            ready.set()
+            deadline = time.monotonic() + 10
+            while link.ready and time.monotonic() < deadline:
+                link.poll(0.05)
+            assert link.refusal is not None
+            assert link.refusal.reason.endswith("is shutting down")
+            assert not link.refusal.permanent, "it will be back: retry quickly"
+        finally:
+            ready.set()
+            link.close([])
+            peer.join()

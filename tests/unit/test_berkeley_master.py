@@ -10,7 +10,7 @@ from clocksync.master.membership import Polling
 from clocksync.master.rounds import RoundPlan
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Publish
-from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary, Status
+from clocksync.protocol.messages import Correction, Leader, Poll, Reply, RoundSummary, Status
 from clocksync.protocol.topics import Topics
 from tests.unit.fakes import FakeTime, inbound, publishes, wake_of
 
@@ -245,3 +245,20 @@ def test_status_toggles_do_not_size_the_log(caplog: pytest.LogCaptureFixture) ->
             announce(master, time, "KMC", state=State.OFFLINE)
             time.advance(index)
     assert len(caplog.records) < 10
+
+
+def test_a_leader_announces_itself_on_taking_the_lead_and_again_on_every_reconnect() -> None:
+    time = FakeTime()
+    master = make_master(time, nodes=1)
+    connected(master, time)
+    records = [p for p in publishes(master.on_timer(time.mono)) if p.topic == TOPICS.leader]
+    assert len(records) == 1
+    assert records[0].retain
+    first = Leader.decode(records[0].payload)
+    assert first.leader == "lab"
+    time.mono += NS_PER_S // 10
+    later = publishes(master.on_timer(time.mono))
+    assert not [p for p in later if p.topic == TOPICS.leader], "announced once while connected"
+    time.mono += NS_PER_S  # the broker restarted, without its retained messages
+    again = [p for p in publishes(master.on_connect(time.mono)) if p.topic == TOPICS.leader]
+    assert [Leader.decode(p.payload).epoch for p in again] == [first.epoch]
