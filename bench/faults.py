@@ -4,7 +4,7 @@ rounds; the broker, the leader, the standby and a line are crashed (SIGKILL) in 
 started again after a random 0.2-1 s, and the leader is frozen (SIGSTOP, as a machine cut
 off from the broker) for 3 s now and then.
 
-    .venv/bin/python bench/faults.py [--faults 40] [--freezes 4] [--seed 1]
+    .venv/bin/python bench/faults.py [--faults 40] [--freezes 4] [--seed 1] [--logs DIR]
 
 Per kind of fault, p50 / max: when the leader was struck, how long until a standby said
 it leads; how long the site went without a round; how long after the
@@ -60,11 +60,15 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=40, help="crashes, the kinds in turn")
     parser.add_argument("--freezes", type=int, default=4, help="times the leader is frozen")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="keep the participants' logs here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     kinds = itertools.cycle([Fault.NODE, Fault.LEADER, Fault.BROKER, Fault.STANDBY])
     results: dict[str, list[Recovery]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as logs, ChaosSite(Path(logs), MASTERS, NODES) as site:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        ChaosSite(args.logs or Path(scratch), MASTERS, NODES) as site,
+    ):
         print(f"converged: spread {site.converge() * 1e6:.0f} µs")
         for fault in itertools.islice(kinds, args.faults):
             downtime_s = rng.uniform(0.2, 1.0)

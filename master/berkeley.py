@@ -19,7 +19,7 @@ from clocksync.master.leading import Leading
 from clocksync.master.membership import Membership
 from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeResponder
-from clocksync.nodes.berkeley import Follower
+from clocksync.nodes.berkeley import Follower, believable
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Leader, RoundSummary, Status
@@ -70,6 +70,8 @@ class BerkeleyMaster(Participant):
         self.leading: Leading | None = None
         self._last_summary: RoundSummary | None = None
         self._announce = False
+        self._led_since = 0
+        """This master's clock when it last took the lead."""
 
     def subscriptions(self) -> list[str]:
         topics = self.topics
@@ -140,9 +142,7 @@ class BerkeleyMaster(Participant):
             self.follower.handle(message)
             record = self.receive(message, Leader) if message.payload else None
             if record is not None and self.election is not None:
-                self.election.leader_record(
-                    Record(record.leader, record.epoch), message.received_mono
-                )
+                self._learn_leader(Record(record.leader, record.epoch), message.received_mono)
         elif self.follower.handles(topic):
             if self.leading is None:
                 return self.follower.handle(message)
@@ -165,14 +165,14 @@ class BerkeleyMaster(Participant):
         summary = self._last_summary
         if summary is not None:
             self.membership.seed(entry.name for entry in summary.participants)
-        self._announce = True
+        self._announce, self._led_since = True, self.clock.now_ns()
         log.warning("%s leads the site (term %d)", self.name, record.term)
 
     def _leader_record(self) -> Publish:
         """The retained record naming this master as leader, in its term."""
         assert self.leading is not None
         self._announce = False
-        leader = Leader(self.name, self.leading.epoch, self.clock.now_ns())
+        leader = Leader(self.name, self.leading.epoch, self._led_since)
         return Publish(self.topics.leader, self.seal(leader.encode()), retain=True, qos=1)
 
     def _track(self, message: Inbound) -> None:
@@ -204,5 +204,14 @@ class BerkeleyMaster(Participant):
         self._last_summary = summary
         if self.election is not None:
             record = Record(summary.master, summary.epoch)
-            self.election.leader_record(record, message.received_mono)
+            self._learn_leader(record, message.received_mono)
             self.election.heard(summary.master, summary.epoch, message.received_mono)
+
+    def _learn_leader(self, record: Record, mono: int) -> None:
+        """A leader record, or a round summary standing for one, unless its term lies so
+        far ahead that no later leader could outbid it."""
+        assert self.election is not None
+        if not believable(record.term, self.clock):
+            log.warning("ignored %s's term %d: far ahead of this clock", record.leader, record.term)
+            return
+        self.election.leader_record(record, mono)

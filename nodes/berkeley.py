@@ -41,6 +41,14 @@ LEADER_SILENCE_NS = 10 * NS_PER_S
 TERM_HORIZON_MS = 86_400_000
 """A term (a leader's epoch, from the time it took the lead, in ms) more than this ahead of
 the host's clock is not believed: it would fence off every real leader."""
+
+
+def believable(term: int, clock: SoftwareClock) -> bool:
+    """Whether `term` is within TERM_HORIZON_MS of the host's clock: a forged record far
+    ahead must not fence off every leader to come, nodes' and masters' alike."""
+    return term <= clock.host_ns() // 1_000_000 + TERM_HORIZON_MS
+
+
 MAX_SEQ = 256
 """Polls per round answered at most (a master sends `--samples`, at most 64)."""
 OPEN_ROUNDS = 4
@@ -105,7 +113,7 @@ class Follower:
         followed has fallen silent; say whether it is followed now."""
         current = self._leader
         if current != (master, term):
-            if term > self.owner.clock.host_ns() // 1_000_000 + TERM_HORIZON_MS:
+            if not believable(term, self.owner.clock):
                 return False
             silent = mono - self._heard >= LEADER_SILENCE_NS
             if current is not None and term <= current[1] and not silent:

@@ -31,7 +31,7 @@ from clocksync.transport.url import BrokerUrl
 
 BROKER_IMAGE = os.environ.get("CLOCKSYNC_TEST_BROKER_IMAGE", "eclipse-mosquitto:2.0.20")
 BROKER_CONFIG = Path(__file__).resolve().parents[2] / "broker" / "mosquitto.conf"
-DEV_USERS = ("lab", "KMC", "MIT", "bank", "phone", "monitor")
+DEV_USERS = ("lab", "lab-2", "KMC", "MIT", "bank", "phone", "monitor")
 RYUK_HINT = (
     "testcontainers' reaper image cannot be pulled either; "
     "TESTCONTAINERS_RYUK_DISABLED=true runs without it"

@@ -121,46 +121,69 @@ def test_a_participant_can_publish_only_under_its_own_name(
 
 
 @pytest.mark.parametrize("scheme", [Scheme.MQTTS, Scheme.WSS])
-def test_signed_berkeley_over_tls_end_to_end(
+def test_signed_berkeley_over_tls_end_to_end_through_a_failover(
     secure: SecureBroker, tmp_path: Path, scheme: Scheme
 ) -> None:
-    """The master seals its polls and corrections and takes only sealed replies; each line
-    seals its replies and takes only the master's polls and corrections."""
-    for name in ("lab", "KMC", "MIT"):
+    """The masters seal their polls, corrections and leader records and take only sealed
+    replies; each line seals its replies and takes only the masters' polls and corrections.
+    When the leader dies, its standby leads, within what the ACL allows it."""
+    names = ("lab", "lab-2", "KMC", "MIT")
+    for name in names:
         assert run_cli("keygen", "--out", str(tmp_path / name)).returncode == 0
     site = f"{SITE}-{scheme}"
     fleet = Fleet(secure.url("lab", scheme), site, tmp_path)
     tls = secure.tls_args()
-    for name, offset in (("KMC", 0.7), ("MIT", -0.4)):
+
+    def trusting(*peers: str) -> list[str]:
+        return [arg for peer in peers for arg in ("--trust-key", str(tmp_path / f"{peer}.pub"))]
+
+    for name, offset in (("KMC", 0.07), ("MIT", -0.04)):
         fleet.broker = secure.url(name, scheme)
         fleet.start(
             "node", ClockSpec(name, offset), *tls,
-            "--signing-key", str(tmp_path / f"{name}.key"),
-            "--trust-key", str(tmp_path / "lab.pub"), password=secure.password(name),
+            "--signing-key", str(tmp_path / f"{name}.key"), *trusting("lab", "lab-2"),
+            password=secure.password(name),
         )  # fmt: skip
-    fleet.broker = secure.url("lab", scheme)
-    fleet.start(
-        "master", ClockSpec("lab"), "--interval", "0.5", *tls,
-        "--signing-key", str(tmp_path / "lab.key"),
-        "--trust-key", str(tmp_path / "KMC.pub"), "--trust-key", str(tmp_path / "MIT.pub"),
-        password=secure.password("lab"),
-    )  # fmt: skip
+    for name, priority in (("lab", "2"), ("lab-2", "1")):
+        fleet.broker = secure.url(name, scheme)
+        fleet.start(
+            "master", ClockSpec(name), "--interval", "0.5", "--priority", priority, *tls,
+            "--signing-key", str(tmp_path / f"{name}.key"), *trusting(*names),
+            password=secure.password(name),
+        )  # fmt: skip
     try:
         watcher = observe(secure, site)
         try:
-            assert watcher.wait_for(lambda: len(watcher.rounds) >= 5, ROUND_TIMEOUT_S)
-            watcher.pump(0.3)
-            assert {row.name for row in watcher.rounds[-1].participants} == {"lab", "KMC", "MIT"}
-            distances = watcher.distances_from("lab")
-            assert set(distances) == {"KMC", "MIT"}
-            assert max(distances.values()) <= 0.001, distances
+            assert_leads_within_a_millisecond(watcher, "lab", names)
+            fleet.kill("lab")
+            fleet.restart("lab")
+            assert_leads_within_a_millisecond(watcher, "lab-2", names)
         finally:
             watcher.close()
     finally:
         fleet.stop()
-    logs = fleet.log_of("KMC") + fleet.log_of("MIT") + fleet.log_of("lab")
+    logs = "".join(fleet.log_of(name) for name in names)
     assert "Traceback" not in logs
-    assert "not signed" not in logs, "every poll, reply and correction was sealed"
+    assert "not signed" not in logs, "every poll, reply, correction and record was sealed"
+    assert "denied" not in logs, "the ACL lets every master do its part"
+
+
+def assert_leads_within_a_millisecond(
+    watcher: Observer, leader: str, names: tuple[str, ...]
+) -> None:
+    """`leader` leads four rounds, the last of them answered by all of `names`, whose
+    clocks are then within 1 ms of the leader's."""
+    assert watcher.wait_for(
+        lambda: sum(summary.master == leader for summary in watcher.rounds) >= 4,
+        ROUND_TIMEOUT_S,
+    ), f"{leader} did not lead four rounds"
+    assert watcher.wait_for(
+        lambda: {row.name for row in watcher.rounds[-1].participants} == set(names),
+        ROUND_TIMEOUT_S,
+    ), f"not all of {names} answered {leader}"
+    watcher.pump(0.3)
+    distances = watcher.distances_from(leader)
+    assert max(distances.values()) <= 0.001, distances
 
 
 def observe(secure: SecureBroker, site: str = SITE) -> Observer:

@@ -9,6 +9,11 @@ import pytest
 from clocksync.core.clock import NS_PER_S
 from clocksync.master.berkeley import BerkeleyMaster
 from clocksync.master.rounds import RoundPlan
+from clocksync.protocol.envelope import Action, Publish, Wake
+from clocksync.protocol.messages import Leader
+from clocksync.protocol.topics import Topics
+from clocksync.roles.participant import Participant
+from clocksync.roles.role import PassiveRole
 from clocksync.sim.delays import Exponential, Path
 from clocksync.sim.scenarios import MASTER, Kitchen, kitchen
 from clocksync.sim.world import World
@@ -25,9 +30,10 @@ def site(world: World, path: Path = QUIET, *, seed: int = 1) -> Kitchen:
 
 
 def spread(world: World) -> float:
-    """The widest distance between any two live participants' clocks, from the truth."""
+    """The widest distance between any two live participants' clocks, from the truth (the
+    listener and any attacker keep no time)."""
     truths = [world.true_offset_ns(name) for name, host in world.hosts.items()
-              if host.up and name != "listener"]  # fmt: skip
+              if host.up and isinstance(host.role, Participant)]  # fmt: skip
     return (max(truths) - min(truths)) / NS_PER_S
 
 
@@ -149,3 +155,44 @@ def test_elections_under_cuts_and_loss_keep_one_leader_and_the_clocks_together(
     assert len({summary.master for summary in last}) == 1, "settled on one leader"
     assert not watch.backwards
     assert spread(world) < 0.001
+
+
+class LeaderForger(PassiveRole):
+    """On an unsigned site, every 5 s a retained leader record naming a master that does
+    not exist: in turn an hour ahead of the real leader's term, and a year ahead."""
+
+    def __init__(self, world: World) -> None:
+        self.name = "mallory"
+        self.clock = world.clock()
+        self.topics = Topics("manipal-foodie")
+        self.forged = 0
+
+    def subscriptions(self) -> list[str]:
+        return []
+
+    def on_connect(self, mono: int) -> list[Action]:
+        return [Wake(mono)]
+
+    def on_timer(self, mono: int) -> list[Action]:
+        ahead_ms = 3_600_000 if self.forged % 2 == 0 else 365 * 86_400_000
+        term = self.clock.host_ns() // 1_000_000 + ahead_ms
+        self.forged += 1
+        record = Leader("mallory", term, self.clock.now_ns()).encode()
+        return [Publish(self.topics.leader, record, retain=True), Wake(mono + 5 * NS_PER_S)]
+
+
+def test_forged_leader_records_cost_a_round_at_most_and_move_no_clock() -> None:
+    world = World(5)
+    kitchen_ = site(world)
+    watch = Watch(world)
+    forger = LeaderForger(world)
+    before = len(kitchen_.listener.rounds)
+    world.add(forger, QUIET)
+    world.run(60)
+    assert forger.forged >= 12
+    rounds = kitchen_.listener.rounds[before:]
+    assert {summary.master for summary in rounds} == {MASTER}, "the lab kept the lead"
+    full = [s for s in rounds if len(s.participants) == len(world.hosts) - 2]
+    assert len(full) >= len(rounds) - forger.forged, "at most a round lost to each forgery"
+    assert spread(world) < 0.001
+    assert not watch.backwards
