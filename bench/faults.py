@@ -20,7 +20,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from clocksync.sim.scenarios import percentile
+from fleet import p50_max
+
 from clocksync.testing.chaos import ChaosSite, Fault, Recovery
 from clocksync.testing.processes import ClockSpec
 
@@ -40,19 +41,15 @@ def target(site: ChaosSite, fault: Fault, rng: random.Random) -> str:
 
 
 def summary(label: str, recoveries: list[Recovery]) -> str:
-    without = [r.without_rounds_s for r in recoveries]
     took_over = [r.took_over_s for r in recoveries if r.took_over_s is not None]
-    led = f"{percentile(took_over, 0.5):.2f} / {max(took_over):.2f}" if took_over else "-"
-    online = [r.online_s for r in recoveries]
-    back = [r.back_s for r in recoveries]
-    spread_us = [r.spread_s * 1e6 for r in recoveries]
-    return (
-        f"| {label} | {len(recoveries)} | {led} "
-        f"| {percentile(without, 0.5):.2f} / {max(without):.2f} "
-        f"| {percentile(online, 0.5):.2f} / {max(online):.2f} "
-        f"| {percentile(back, 0.5):.2f} / {max(back):.2f} "
-        f"| {percentile(spread_us, 0.5):.0f} / {max(spread_us):.0f} |"
-    )
+    cells = [
+        p50_max(took_over) if took_over else "-",
+        p50_max([r.without_rounds_s for r in recoveries]),
+        p50_max([r.online_s for r in recoveries]),
+        p50_max([r.back_s for r in recoveries]),
+        p50_max([r.spread_s * 1e6 for r in recoveries], decimals=0),
+    ]
+    return f"| {label} | {len(recoveries)} | {' | '.join(cells)} |"
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clocksync.protocol.messages import RoundSummary
-from clocksync.sim.scenarios import MASTER
+from clocksync.sim.scenarios import MASTER, percentile
 from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
@@ -59,6 +59,11 @@ def true_errors(observer: Observer, nodes: Sequence[str], since_host_time: int) 
             if reference is not None:
                 errors.append(abs(status.host_offset_s - reference))
     return errors
+
+
+def p50_max(values: Sequence[float], decimals: int = 2) -> str:
+    """ "p50 / max" of `values`, for a table cell."""
+    return f"{percentile(list(values), 0.5):.{decimals}f} / {max(values):.{decimals}f}"
 
 
 def cpu_seconds(pid: int) -> float:
