@@ -78,9 +78,12 @@ def run_fleet(
     rounds: int,
     converge_only: bool = False,
     status_interval: str = STATUS_INTERVAL,
+    interval_s: float = 1.0,
+    settle_rounds: int = 0,
 ) -> Run:
     """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more, every
-    participant publishing its status every `status_interval` seconds."""
+    participant publishing its status every `status_interval` seconds, the master starting
+    a round every `interval_s`; errors count from `settle_rounds` after converging."""
     master, *nodes = clocks
     with LocalMosquitto() as broker:
         observer = Observer(broker.url, SITE, keep_history=True)
@@ -93,11 +96,11 @@ def run_fleet(
             names = {clock.name for clock in nodes}
             if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):
                 raise RuntimeError("the nodes did not come online")
-            master_process = _start("master", master, broker.url, options)
+            master_options = [*options, "--interval", repr(interval_s)]
+            master_process = _start("master", master, broker.url, master_options)
             processes.append(master_process)
-            return _measure(
-                observer, [c.name for c in nodes], rounds, converge_only, master_process.pid
-            )
+            plan = Plan(rounds, settle_rounds, max(15.0, 2 * interval_s), converge_only)
+            return _measure(observer, [c.name for c in nodes], plan, master_process.pid)
         finally:
             observer.close()
             stop_processes(processes)
@@ -110,15 +113,24 @@ def _start(
     return subprocess.Popen(participant_command(role, clock, broker, SITE, extra))
 
 
-def _measure(
-    observer: Observer, nodes: list[str], rounds: int, converge_only: bool, master_pid: int
-) -> Run:
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure: `rounds` after converging, the first `settle_rounds` of them
+    not counted; a round may take up to `round_timeout_s`."""
+
+    rounds: int
+    settle_rounds: int
+    round_timeout_s: float
+    converge_only: bool
+
+
+def _measure(observer: Observer, nodes: list[str], plan: Plan, master_pid: int) -> Run:
     converged_after: int | None = None
     since = 0
     cpu_before = 0.0
     seen = 0
     while True:
-        if not observer.wait_for_rounds(seen + 1, 15):
+        if not observer.wait_for_rounds(seen + 1, plan.round_timeout_s):
             raise RuntimeError("the master stopped publishing rounds")
         summary = observer.rounds[seen]
         seen += 1
@@ -129,11 +141,13 @@ def _measure(
                 converged_after = summary.round
                 since = observer.statuses[MASTER].host_time or 0
                 cpu_before = cpu_seconds(master_pid)
-                if converge_only:
+                if plan.converge_only:
                     break
             elif summary.round > 30:
                 break
-        elif summary.round >= converged_after + rounds:
+        elif summary.round == converged_after + plan.settle_rounds:
+            since = observer.statuses[MASTER].host_time or 0
+        if converged_after is not None and summary.round >= converged_after + plan.rounds:
             break
     if converged_after is None:
         return Run(None, [], [], 0.0)

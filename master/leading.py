@@ -21,7 +21,7 @@ from clocksync.master.membership import MAX_LISTED, Membership, Polling
 from clocksync.master.rounds import RoundCollector, RoundPlan, settle
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
-from clocksync.roles.participant import Participant, clip
+from clocksync.roles.participant import Measured, Participant, clip
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class Leading:
                         collector.number,
                         sample.seq,
                         outcome.corrections[node],
+                        sample.delay_s,
                     ).encode()
                 ),
             )
@@ -149,7 +150,11 @@ class Leading:
         ]
         if samples:
             self.owner.apply_correction(
-                outcome.corrections[self.owner.name], collector.adjusted_at_start
+                Measured(
+                    outcome.corrections[self.owner.name],
+                    collector.adjusted_at_start,
+                    collector.started_mono,
+                )
             )
         assert self._polling is not None
         closed = self.membership.close(collector.number, self._polling, collector.answered())

@@ -134,6 +134,7 @@ class Asker:
             responder_ppm=response.rate_ppm,
             requester_ppm=HOST_TOLERANCE_PPM,
             adjusted_ns=self.clock.adjusted_ns(arrived_mono),
+            arrived_mono=arrived_mono,
         )
         reason = sample.implausible()
         if reason is not None:

@@ -32,7 +32,7 @@ from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Leader, Poll, PreviousSend, Reply
 from clocksync.protocol.signing import NO_KEYS, Keys
-from clocksync.roles.participant import Participant
+from clocksync.roles.participant import Measured, Participant
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,10 @@ OPEN_ROUNDS = 4
 @dataclass
 class _Round:
     """A round this follower has answered polls in: per poll answered, the clock's total
-    adjustment at that moment, and when its latest reply really left."""
+    adjustment at that moment and the moment (monotonic), and when its latest reply really
+    left."""
 
-    adjusted_at_reply: dict[int, int] = field(default_factory=dict)
+    at_reply: dict[int, tuple[int, int]] = field(default_factory=dict)
     previous: PreviousSend | None = None
 
 
@@ -154,7 +155,7 @@ class Follower:
         def stamp() -> int:
             """t3, and the clock's total adjustment at that same instant."""
             mono = clock.monotonic_ns()
-            answering.adjusted_at_reply[poll.seq] = clock.adjusted_ns(mono)
+            answering.at_reply[poll.seq] = (clock.adjusted_ns(mono), mono)
             return clock.reading_at(mono)
 
         unsent = Reply(
@@ -173,7 +174,7 @@ class Follower:
         if poll.seq >= MAX_SEQ:
             return f"more than {MAX_SEQ} polls in a round"
         answered = self._rounds.get(poll.round)
-        if answered is not None and poll.seq in answered.adjusted_at_reply:
+        if answered is not None and poll.seq in answered.at_reply:
             return "it was answered already (a replay or a duplicate)"
         return None
 
@@ -186,7 +187,7 @@ class Follower:
             (correction.master, correction.epoch) == self._leader
             and answered is not None
             and correction.round > self._corrected_through
-            and correction.seq in answered.adjusted_at_reply
+            and correction.seq in answered.at_reply
         )
         if answered is None or not awaited:
             log.warning(
@@ -196,9 +197,9 @@ class Follower:
                 correction.seq,
             )
             return
-        if not self.owner.apply_correction(
-            correction.correction_s, answered.adjusted_at_reply[correction.seq]
-        ):
+        adjusted, mono = answered.at_reply[correction.seq]
+        measured = Measured(correction.correction_s, adjusted, mono, correction.delay_s)
+        if not self.owner.apply_correction(measured):
             return  # refused: the genuine correction, if this was a forgery, may still come
         self.corrected += 1
         self._corrected_through = correction.round

@@ -15,7 +15,7 @@ from clocksync.nodes.asker import Asker, Burst
 from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.signing import NO_KEYS, Keys
-from clocksync.roles.participant import Participant
+from clocksync.roles.participant import Measured, Participant
 
 log = logging.getLogger(__name__)
 
@@ -103,4 +103,8 @@ class CristianNode(Participant):
             len(burst.samples),
             burst.wanted,
         )
-        self.apply_correction(best.offset_s, best.adjusted_ns, best.error_bound_s)
+        self.apply_correction(
+            Measured(
+                best.offset_s, best.adjusted_ns, best.arrived_mono, best.delay_s, best.error_bound_s
+            )
+        )

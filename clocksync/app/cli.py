@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from clocksync import __version__
+from clocksync.app import driftfile
 from clocksync.app.ask import AskOptions, run_ask
 from clocksync.app.demo import run_demo
 from clocksync.app.logs import WarningThrottle
@@ -348,7 +349,12 @@ def _serve(
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
     link = link_for(role, args.broker, client_id(args.site, role.name), protocol, args.tls)
-    return Driver(role, link, busy_poll_s=busy_poll_s).run(stop)
+    try:
+        return Driver(role, link, busy_poll_s=busy_poll_s).run(stop)
+    finally:
+        drift_file = getattr(args, "drift_file", None)
+        if drift_file is not None:
+            driftfile.save(drift_file, role)
 
 
 def _master(

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from clocksync.app import driftfile
 from clocksync.core.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import KeyFileError, Keys, Signer, TrustedKeys
@@ -196,6 +197,13 @@ def clock_options(parser: argparse.ArgumentParser) -> None:
         help="after the first LIMIT updates, refuse any correction larger than this, "
         "forwards or backwards (default: %(default)g)",
     )
+    group.add_argument(
+        "--drift-file",
+        type=Path,
+        metavar="FILE",
+        help="start with the frequency correction kept in FILE, and keep it there on "
+        "stopping (as chrony's driftfile)",
+    )
 
 
 def clock_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SoftwareClock:
@@ -209,7 +217,13 @@ def clock_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sof
         )
     except ValueError as error:
         parser.error(f"--makestep/--max-slew-ppm/--max-change: {error}")
-    return SoftwareClock(offset_s=args.offset, drift_ppm=args.drift_ppm, discipline=discipline)
+    frequency_ppm = 0.0 if args.drift_file is None else driftfile.load(args.drift_file)
+    return SoftwareClock(
+        offset_s=args.offset,
+        drift_ppm=args.drift_ppm,
+        frequency_ppm=frequency_ppm,
+        discipline=discipline,
+    )
 
 
 def tls_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TlsFiles | None:

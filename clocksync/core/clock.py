@@ -7,7 +7,8 @@ never runs backwards; only a correction above the step threshold is stepped, for
 time and backwards only during the first few updates (chrony's `makestep 0.1 3`).  Once in
 service a correction larger than the maximum change is refused, forwards as backwards
 (chrony's `maxchange`), and no correction may take the clock outside the years 1970 to
-9999, the times the wire format can write.
+9999, the times the wire format can write.  A frequency correction, estimated from the
+clock's history (clocksync.core.tracking), changes its rate within `max_frequency_ppm`.
 
 The clock is a chain of linear segments.  Each correction starts a new segment at the reading
 of the old one, which keeps readings continuous; the previous segment is kept so that a
@@ -52,12 +53,15 @@ class Discipline:
     max_change_s: in service (after the first updates), a correction larger than this is
         refused, forwards as backwards: one bad or forged measurement cannot move the clock
         further (chrony's maxchange).
+    max_frequency_ppm: the largest frequency correction the clock takes (chrony's maxdrift):
+        a crystal further off than this is broken, not drifting.
     """
 
     max_slew_ppm: float = 83_333.0
     step_threshold_s: float = 0.1
     first_updates: int = 3
     max_change_s: float = 1.0
+    max_frequency_ppm: float = 5_000.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_slew_ppm <= 500_000:
@@ -68,16 +72,20 @@ class Discipline:
             raise ValueError("first_updates must not be negative")
         if not (math.isfinite(self.max_change_s) and self.max_change_s > 0):
             raise ValueError("max_change_s must be a positive number")
+        if not 0 < self.max_frequency_ppm <= MAX_DRIFT_PPM:
+            raise ValueError(f"max_frequency_ppm must be in (0, {MAX_DRIFT_PPM:g}]")
 
 
 @dataclass(frozen=True)
 class _Segment:
-    """Readings from `start_mono` on: free-running at `rate`, plus a slew of `slew_ns`."""
+    """Readings from `start_mono` on: free-running at `rate`, corrected by `frequency`
+    (fractional), plus a slew of `slew_ns`."""
 
     start_mono: int
     start_reading: int
     adjusted_before: int
     rate: float
+    frequency: float
     slew_ns: int
     slew_rate: float
 
@@ -86,9 +94,13 @@ class _Segment:
         done = min(abs(self.slew_ns), elapsed * self.slew_rate)
         return math.copysign(done, self.slew_ns)
 
+    def corrected(self, mono: int) -> float:
+        """The correction applied from the segment's start to `mono`: slew and frequency."""
+        return self.slewed(mono) + (mono - self.start_mono) * self.frequency
+
     def reading(self, mono: int) -> int:
         elapsed = mono - self.start_mono
-        return self.start_reading + round(elapsed * self.rate + self.slewed(mono))
+        return self.start_reading + round(elapsed * self.rate + self.corrected(mono))
 
     def slew_end(self) -> int:
         return self.start_mono + math.ceil(abs(self.slew_ns) / self.slew_rate)
@@ -106,6 +118,7 @@ class SoftwareClock:
         *,
         offset_s: float = 0.0,
         drift_ppm: float = 0.0,
+        frequency_ppm: float = 0.0,
         discipline: Discipline | None = None,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
         wall_ns: Callable[[], int] = time.time_ns,
@@ -129,6 +142,7 @@ class SoftwareClock:
             start_reading=start,
             adjusted_before=0,
             rate=1.0 + drift_ppm * 1e-6,
+            frequency=self._bounded(frequency_ppm) * 1e-6,
             slew_ns=0,
             slew_rate=self.discipline.max_slew_ppm * 1e-6,
         )
@@ -160,7 +174,7 @@ class SoftwareClock:
         """
         mono = self._monotonic_ns() if mono is None else mono
         segment = self._segment_at(mono)
-        return segment.adjusted_before + round(segment.slewed(mono))
+        return segment.adjusted_before + round(segment.corrected(mono))
 
     def slew_remaining_ns(self) -> int:
         segment = self._segment
@@ -178,7 +192,19 @@ class SoftwareClock:
         segment = self._segment
         slewing = may_slew or self.slew_end_mono() is not None
         slew_ppm = segment.slew_rate * 1e6 if slewing else 0.0
-        return abs(segment.rate - 1.0) * 1e6 + slew_ppm + HOST_TOLERANCE_PPM
+        own_ppm = abs(segment.rate + segment.frequency - 1.0) * 1e6
+        return own_ppm + slew_ppm + HOST_TOLERANCE_PPM
+
+    @property
+    def frequency_ppm(self) -> float:
+        """The frequency correction in force, in ppm (positive: the clock runs faster)."""
+        return self._segment.frequency * 1e6
+
+    def _bounded(self, frequency_ppm: float) -> float:
+        limit = self.discipline.max_frequency_ppm
+        if not math.isfinite(frequency_ppm):
+            raise ValueError("the frequency correction must be finite")
+        return max(-limit, min(limit, frequency_ppm))
 
     @property
     def updates(self) -> int:
@@ -191,20 +217,22 @@ class SoftwareClock:
         remaining = correction_ns - (self.adjusted_ns() - adjusted_then)
         return self.correct(remaining), remaining
 
-    def correct(self, delta_ns: int) -> Applied:
-        """Move the clock by `delta_ns` from now on, superseding what is left of a slew, or
-        refuse (see `refusal`).
+    def correct(self, delta_ns: int, *, frequency_ppm: float | None = None) -> Applied:
+        """Move the clock by `delta_ns` from now on, superseding what is left of a slew, and
+        set its frequency correction to `frequency_ppm` (bounded by the discipline's
+        maximum), or refuse (see `refusal`) and change nothing.
 
         The caller passes what remains to be applied of a correction measured earlier, so
         the leftover of the previous slew is dropped rather than added.
         """
+        frequency = None if frequency_ppm is None else self._bounded(frequency_ppm) * 1e-6
         mono = self._monotonic_ns()
         current = self._segment
         reading = current.reading(mono)
         if self.refusal(delta_ns, reading) is not None:
             self.refused += 1
             return Applied.REFUSED
-        adjusted = current.adjusted_before + round(current.slewed(mono))
+        adjusted = current.adjusted_before + round(current.corrected(mono))
         applied = Applied.STEP if self._should_step(delta_ns) else Applied.SLEW
         stepped = delta_ns if applied is Applied.STEP else 0
         self._previous = current
@@ -213,6 +241,7 @@ class SoftwareClock:
             start_reading=reading + stepped,
             adjusted_before=adjusted + stepped,
             rate=current.rate,
+            frequency=current.frequency if frequency is None else frequency,
             slew_ns=delta_ns - stepped,
             slew_rate=current.slew_rate,
         )

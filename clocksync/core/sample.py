@@ -3,7 +3,8 @@
 It adds to the four timestamps what using them needs: whose clock was measured, which
 request of a burst or round it answered, how fast each clock may have run off true time
 while it was in flight (for the error bound), and the requester clock's total adjustment
-when the answer arrived (a correction computed from the sample is relative to that).
+when the answer arrived, and that instant on the host's monotonic clock (a correction
+computed from the sample is relative to that).
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Sample:
     responder_ppm: float = 0.0
     requester_ppm: float = 0.0
     adjusted_ns: int = 0
+    arrived_mono: int = 0
 
     @property
     def offset_s(self) -> float:

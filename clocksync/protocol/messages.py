@@ -18,6 +18,7 @@ from clocksync.protocol.wire import (
     Flag,
     MaybeCorrelation,
     MaybeCount,
+    MaybeFrequency,
     MaybeName,
     MaybeSeconds,
     MaybeTime,
@@ -109,11 +110,13 @@ class Reply(Message):
 
 @dataclass(frozen=True)
 class Correction(_ToNode):
-    """Master to one node: add `correction_s` to the clock as it was when it answered `seq`."""
+    """Master to one node: add `correction_s` to the clock as it was when it answered `seq`;
+    `delay_s` is that exchange's round trip, by which the node weighs it in its history."""
 
     kind: ClassVar[str] = "correction"
     sealed: ClassVar[bool] = True
     correction_s: Seconds
+    delay_s: MaybeSeconds = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,9 @@ class Status(Message):
     `error_bound_s` is how far off the last correction could have been, where the
     participant knows it (a Cristian node).  `leader` is the master a Berkeley participant
     follows, or is; a master's `priority` makes it a candidate to lead (the highest leads,
-    the first name breaking a tie).
+    the first name breaking a tie).  `frequency_ppm` is the frequency correction in force
+    and `frequency_error_ppm` the standard error of its estimate, once the clock tracks
+    its reference (clocksync.core.tracking).
     """
 
     kind: ClassVar[str] = "status"
@@ -174,6 +179,8 @@ class Status(Message):
     error_bound_s: MaybeSeconds = None
     leader: MaybeName = None
     priority: MaybeCount = None
+    frequency_ppm: MaybeFrequency = None
+    frequency_error_ppm: MaybeFrequency = None
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,13 @@ def _ppm(value: object, where: str) -> float:
     return rate
 
 
+def _frequency(value: object, where: str) -> float:
+    frequency = _seconds(value, where)
+    if abs(frequency) > MAX_PPM:
+        raise MessageError(f"{where} must be within ±{MAX_PPM:g} ppm")
+    return frequency
+
+
 def _flag(value: object, where: str) -> bool:
     if not isinstance(value, bool):
         raise MessageError(f"{where} must be true or false")
@@ -151,6 +158,7 @@ Seconds = Annotated[float, SECONDS]
 MaybeSeconds = Annotated[float | None, optional(SECONDS)]
 Flag = Annotated[bool, Codec(_flag)]
 Ppm = Annotated[float, Codec(_ppm)]
+MaybeFrequency = Annotated[float | None, optional(Codec(_frequency))]
 TIME = Codec(_time, format_ns)
 Time = Annotated[int, TIME]
 MaybeTime = Annotated[int | None, optional(TIME)]

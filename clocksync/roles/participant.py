@@ -10,16 +10,17 @@ corrections to the clock.  No I/O: the messages are only returned.
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
+from clocksync.core.tracking import Point, Tracking, Verdict
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import Status
 from clocksync.protocol.signing import NO_KEYS, Keys, Signer, TrustedKeys
 from clocksync.protocol.topics import Topics, check_name
-from clocksync.protocol.wire import Message, MessageError
+from clocksync.protocol.wire import MAX_PPM, Message, MessageError
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
@@ -59,6 +60,19 @@ def receive(
     return decoded
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A correction as measured: add `correction_s` to the clock as it was at monotonic
+    instant `mono_ns`, when its total adjustment was `adjusted_ns`.  `delay_s` is the
+    measurement's round trip and `error_bound_s` how far off it may be, where known."""
+
+    correction_s: float
+    adjusted_ns: int
+    mono_ns: int
+    delay_s: float | None = None
+    error_bound_s: float | None = None
+
+
 class Participant(ABC):
     """A clock with a retained status topic; subclasses add the protocol."""
 
@@ -83,6 +97,7 @@ class Participant(ABC):
         self._work_due = 0
         self.last_correction_s: float | None = None
         self.last_error_bound_s: float | None = None
+        self.tracking = Tracking()
 
     @abstractmethod
     def subscriptions(self) -> list[str]:
@@ -162,23 +177,56 @@ class Participant(ABC):
         self._status_due = self.clock.monotonic_ns() + self._status_interval_ns
         return self._status(State.ONLINE, measured=True)
 
-    def apply_correction(
-        self, correction_s: float, adjusted_then: int, error_bound_s: float | None = None
-    ) -> bool:
-        """Apply a correction measured when the clock's total adjustment was `adjusted_then`
-        (see SoftwareClock.correct_measured) and report it in the status, once any slew is
-        done; `error_bound_s`, where known, is how far off the correction may be.  Say
-        whether it was applied: the discipline refuses one beyond its maximum change."""
-        correction_ns = round(correction_s * NS_PER_S)
-        how, remaining = self.clock.correct_measured(correction_ns, adjusted_then)
-        if how is Applied.REFUSED:
-            log.warning("refused a correction (%s): %s", self.name, self.clock.refusal(remaining))
+    def apply_correction(self, measured: Measured) -> bool:
+        """Take a correction measured when the clock's total adjustment was
+        `measured.adjusted_ns` (see SoftwareClock.correct_measured) into the clock's history
+        and apply what the history makes of it (clocksync.core.tracking); report it in the
+        status, once any slew is done.  Say whether it was taken: the discipline refuses one
+        beyond its maximum change (a held-back spike is taken, only not applied)."""
+        clock = self.clock
+        correction_ns = round(measured.correction_s * NS_PER_S)
+        remaining = correction_ns - (clock.adjusted_ns() - measured.adjusted_ns)
+        refusal = clock.refusal(remaining)
+        if refusal is not None:
+            clock.refused += 1
+            log.warning("refused a correction (%s): %s", self.name, refusal)
             return False
-        self.last_correction_s = correction_s
-        self.last_error_bound_s = error_bound_s
+        point = Point(
+            measured.mono_ns,
+            measured.adjusted_ns + correction_ns,
+            None if measured.delay_s is None else round(measured.delay_s * NS_PER_S),
+        )
+        verdict = self.tracking.add(point, remaining)
+        line = self.tracking.line()
+        if verdict is Verdict.HOLD:
+            assert line is not None
+            log.info(
+                "held back a correction of %+.6f s (%s): %.6f s off its history",
+                remaining / NS_PER_S,
+                self.name,
+                (point.needed_ns - line.needed_at(point.mono_ns)) / NS_PER_S,
+            )
+            return True
+        frequency_ppm = None if line is None else line.slope * 1e6
+        departure_ns = 0.0
+        if verdict is Verdict.FIT:
+            assert line is not None
+            now = clock.monotonic_ns()
+            remaining = round(line.needed_at(now)) - clock.adjusted_ns(now)
+            departure_ns = abs(line.needed_at(point.mono_ns) - point.needed_ns)
+        how = clock.correct(remaining, frequency_ppm=frequency_ppm)
+        if how is Applied.REFUSED:
+            log.warning("refused a correction (%s): %s", self.name, clock.refusal(remaining))
+            return False
+        self.last_correction_s = measured.correction_s
+        self.last_error_bound_s = (
+            None
+            if measured.error_bound_s is None
+            else measured.error_bound_s + departure_ns / NS_PER_S
+        )
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
-        self._status_due = min(self._status_due, self.clock.slew_end_mono() or 0)
+        self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
         return True
 
     def _wake(self) -> Wake:
@@ -204,6 +252,13 @@ class Participant(ABC):
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
                 error_bound_s=self.last_error_bound_s,
             )
+            line = self.tracking.line()
+            if line is not None:
+                status = replace(
+                    status,
+                    frequency_ppm=self.clock.frequency_ppm,
+                    frequency_error_ppm=min(line.slope_error * 1e6, MAX_PPM),
+                )
         return Publish(
             self.topics.status(self.name), self.seal(status.encode()), retain=True, qos=1
         )

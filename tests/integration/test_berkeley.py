@@ -13,6 +13,9 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
+from clocksync.app import driftfile
 from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
 from clocksync.protocol.topics import Topics
@@ -216,3 +219,49 @@ def test_measured_offsets_lie_within_half_their_delay_of_the_truth(
         assert checked >= 10
     finally:
         watcher.close()
+
+
+def test_a_restarted_line_keeps_its_frequency_from_the_drift_file(
+    fleet: Fleet, observer: Observer, tmp_path: Path
+) -> None:
+    """The line runs 200 ppm fast, the master true: the site settles halfway, so the line
+    learns about -100 ppm.  Restarted with no master to follow, it runs at the rate it
+    kept (about +100 ppm from its host), not at its crystal's +200."""
+    drift_file = tmp_path / "KMC.drift"
+    start_master(fleet, "--status-interval", "0.1")
+    node = ("node", ClockSpec("KMC", 0.0, 200.0), "--drift-file", str(drift_file))
+    fleet.start(*node, "--status-interval", "0.1")
+
+    def estimated() -> bool:
+        status = observer.statuses.get("KMC")
+        error = None if status is None else status.frequency_error_ppm
+        return error is not None and error < 1
+
+    assert observer.wait_for(estimated, 2 * ROUND_TIMEOUT_S)
+    learned = observer.statuses["KMC"].frequency_ppm
+    master = observer.statuses["lab"].frequency_ppm
+    assert learned is not None
+    assert master is not None
+    assert learned - master == pytest.approx(-200, abs=30)
+    fleet.kill("lab")
+    fleet.processes["KMC"].terminate()
+    assert fleet.processes["KMC"].wait(timeout=10) == 0
+    assert driftfile.load(drift_file) == pytest.approx(learned, abs=10)
+    restarted = time.time_ns()
+    fleet.restart("KMC")
+
+    def back() -> bool:
+        status = observer.statuses["KMC"]
+        return status.state == "online" and (status.host_time or 0) > restarted
+
+    assert observer.wait_for(back, 10)
+    first = observer.statuses["KMC"]
+    observer.pump(2.0)
+    last = observer.statuses["KMC"]
+    assert first.host_time is not None
+    assert last.host_time is not None
+    assert first.host_offset_s is not None
+    assert last.host_offset_s is not None
+    rate_ppm = (last.host_offset_s - first.host_offset_s) / (last.host_time - first.host_time)
+    rate_ppm *= 1e9 * 1e6
+    assert rate_ppm == pytest.approx(200 + driftfile.load(drift_file), abs=15)

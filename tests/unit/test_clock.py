@@ -248,3 +248,54 @@ def test_a_correction_measured_earlier_subtracts_what_was_slewed_since() -> None
     how, remaining = clock.correct_measured(500_000, then)
     assert how is Applied.SLEW
     assert remaining == 500_000 - slewed
+
+
+def test_a_frequency_correction_changes_the_rate_and_counts_as_adjustment() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, drift_ppm=-40)
+    assert clock.correct(0, frequency_ppm=40.0) is Applied.SLEW
+    assert clock.frequency_ppm == pytest.approx(40.0)
+    fake.advance(10 * NS_PER_S)
+    assert abs(clock.now_ns() - fake.wall) <= 1
+    assert clock.adjusted_ns() == 400_000
+    assert clock.rate_error_ppm(may_slew=False) == pytest.approx(500.0)
+    clock.correct(1_000)
+    assert clock.frequency_ppm == pytest.approx(40.0), "kept unless changed"
+
+
+def test_the_frequency_correction_is_bounded_and_must_be_finite() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, max_frequency_ppm=1_000)
+    clock.correct(0, frequency_ppm=1e6)
+    assert clock.frequency_ppm == pytest.approx(1_000)
+    with pytest.raises(ValueError, match="finite"):
+        clock.correct(0, frequency_ppm=float("nan"))
+    with pytest.raises(ValueError, match="max_frequency_ppm"):
+        Discipline(max_frequency_ppm=0)
+
+
+def test_a_refused_correction_leaves_the_frequency_alone() -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, first_updates=0)
+    assert clock.correct(5 * NS_PER_S, frequency_ppm=300.0) is Applied.REFUSED
+    assert clock.frequency_ppm == 0.0
+
+
+@settings(max_examples=200)
+@given(
+    frequency=st.floats(-5_000, 5_000),
+    slew=st.integers(-NS_PER_S // 2, NS_PER_S // 2),
+    steps=st.lists(st.integers(1, 10**9), min_size=1, max_size=20),
+)
+def test_with_any_frequency_and_slew_the_clock_never_runs_backwards(
+    frequency: float, slew: int, steps: list[int]
+) -> None:
+    fake = FakeTime()
+    clock = make_clock(fake, drift_ppm=-100, first_updates=0)
+    clock.correct(slew, frequency_ppm=frequency)
+    before = clock.now_ns()
+    for step in steps:
+        fake.advance(step)
+        now = clock.now_ns()
+        assert now >= before
+        before = now
