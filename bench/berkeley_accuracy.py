@@ -1,6 +1,7 @@
 """Berkeley accuracy on loopback: the master and the four lines, judged from the truth signal.
 
     .venv/bin/python bench/berkeley_accuracy.py [--rounds 60] [--settle 20] [--trials 10]
+        [--cases 0:1,100:1,100:16]
 
 Prints, at drift 0 and at ±100 ppm with 1 s rounds, and at ±100 ppm with 16 s rounds: p50,
 p99 and max of |participant - master| from `--settle` rounds after convergence (the clocks
@@ -22,8 +23,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60, help="rounds measured after converging")
     parser.add_argument("--settle", type=int, default=20, help="rounds not counted at first")
     parser.add_argument("--trials", type=int, default=10, help="seeds for rounds-to-converge")
+    parser.add_argument(
+        "--cases",
+        default="0:1,100:1,100:16",
+        help="DRIFT_PPM:ROUND_S pairs to measure (default: %(default)s)",
+    )
     args = parser.parse_args()
-    for drift, interval in ((0.0, 1.0), (100.0, 1.0), (100.0, 16.0)):
+    cases = [tuple(float(part) for part in case.split(":")) for case in args.cases.split(",")]
+    for drift, interval in cases:
         rounds = args.rounds if interval == 1.0 else args.rounds // 4
         run = run_fleet(
             fleet(1, LINES, 5.0, drift),

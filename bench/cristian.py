@@ -148,7 +148,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(broker: BrokerUrl, server_pid: int, clients: int, requests: int) -> None:
+def throughput(
+    broker: BrokerUrl, server_pid: int, clients: int, requests: int
+) -> tuple[int, float, float]:
+    """Flood the server; print and return the answers, its CPU seconds, and the span."""
     topics = Topics(SITE)
     mosquitto_pub, mosquitto_sub = (
         shutil.which(name) or f"/usr/bin/{name}" for name in ("mosquitto_pub", "mosquitto_sub")
@@ -212,6 +215,7 @@ def throughput(broker: BrokerUrl, server_pid: int, clients: int, requests: int) 
         f"{span:.2f} s after the first was sent = {len(stamps) / span:.0f} answers/s; server CPU "
         f"{cpu * 1e6 / max(1, len(stamps)):.0f} µs per answer"
     )
+    return len(stamps), cpu, span
 
 
 def main() -> None:

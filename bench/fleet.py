@@ -7,16 +7,20 @@ neighbouring statuses, so the error is sampled all through the interval, not onl
 a correction.
 """
 
+import contextlib
 import os
 import random
 import subprocess
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 
 from clocksync.protocol.messages import RoundSummary
+from clocksync.sim.delays import Path
 from clocksync.sim.scenarios import MASTER, percentile
 from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.netem import DelayLink
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
 from clocksync.transport.url import BrokerUrl
@@ -68,7 +72,7 @@ def p50_max(values: Sequence[float], decimals: int = 2) -> str:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = FilePath(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -80,26 +84,33 @@ def run_fleet(
     status_interval: str = STATUS_INTERVAL,
     interval_s: float = 1.0,
     settle_rounds: int = 0,
+    path: Path | None = None,
 ) -> Run:
     """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more, every
     participant publishing its status every `status_interval` seconds, the master starting
-    a round every `interval_s`; errors count from `settle_rounds` after converging."""
+    a round every `interval_s`; errors count from `settle_rounds` after converging.  With
+    a `path`, each node reaches the broker over its own link delayed as the path says
+    (clocksync.testing.netem); the master sits beside the broker."""
     master, *nodes = clocks
-    with LocalMosquitto() as broker:
+    with LocalMosquitto() as broker, contextlib.ExitStack() as links:
         observer = Observer(broker.url, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
             if not observer.link.wait_until_ready(10):
                 raise RuntimeError("the observer could not connect")
             options = ["--status-interval", status_interval]
-            processes += [_start("node", clock, broker.url, options) for clock in nodes]
+            for index, clock in enumerate(nodes):
+                reach = broker.url
+                if path is not None:
+                    reach = links.enter_context(closing(DelayLink(broker.url, path, index))).url
+                processes.append(_start("node", clock, reach, options))
             names = {clock.name for clock in nodes}
             if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):
                 raise RuntimeError("the nodes did not come online")
             master_options = [*options, "--interval", repr(interval_s)]
             master_process = _start("master", master, broker.url, master_options)
             processes.append(master_process)
-            plan = Plan(rounds, settle_rounds, max(15.0, 2 * interval_s), converge_only)
+            plan = Plan(rounds, settle_rounds, max(15.0, 5 * interval_s), converge_only)
             return _measure(observer, [c.name for c in nodes], plan, master_process.pid)
         finally:
             observer.close()

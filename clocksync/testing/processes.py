@@ -68,10 +68,16 @@ class Fleet:
         self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     def start(
-        self, role: str, clock: ClockSpec, *extra: str, password: str | None = None
+        self,
+        role: str,
+        clock: ClockSpec,
+        *extra: str,
+        password: str | None = None,
+        broker: BrokerUrl | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start a participant; `password`, if given, is its CLOCKSYNC_PASSWORD."""
-        command = participant_command(role, clock, self.broker, self.site, list(extra))
+        """Start a participant; `password`, if given, is its CLOCKSYNC_PASSWORD; `broker`,
+        if given, where it connects instead of the fleet's broker (a link to it)."""
+        command = participant_command(role, clock, broker or self.broker, self.site, list(extra))
         env = None if password is None else {**os.environ, PASSWORD_ENV: password}
         self._commands[clock.name] = (command, env)
         return self.restart(clock.name)

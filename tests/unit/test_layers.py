@@ -21,7 +21,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "nodes": {"core", "protocol", "roles"},
     "driver": {"core", "protocol", "transport", "roles", "master", "nodes"},
     "sim": {"core", "protocol", "roles", "master", "nodes"},
-    "testing": {"core", "protocol", "transport", "roles", "master", "nodes", "driver"},
+    "testing": {"core", "protocol", "transport", "roles", "master", "nodes", "driver", "sim"},
     "app": {
         "core", "protocol", "transport", "roles", "master", "nodes", "driver", "sim", "testing",
     },
@@ -29,8 +29,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 }  # fmt: skip
 """Which layer may import which: core (clock, estimation, selection, bounds), protocol
 (messages, wire format, topics), then the transport (paho) beside the roles (which never
-touch I/O), the driver and the simulator that run roles, the testing helpers, and the
-applications on top."""
+touch I/O), the driver and the simulator that run roles, the testing helpers (whose real
+links with injected delay draw from the simulator's paths), and the applications on top."""
 
 
 def modules() -> dict[str, Path]:
