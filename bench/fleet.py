@@ -26,6 +26,7 @@ from clocksync.testing.processes import ClockSpec, participant_command, stop_pro
 from clocksync.transport.url import BrokerUrl
 
 CONVERGED_S = 0.001
+BRIDGE_CONF = FilePath(__file__).resolve().parents[1] / "broker" / "bridge.conf"
 STATUS_INTERVAL = "0.1"
 SITE = "bench"
 
@@ -85,14 +86,20 @@ def run_fleet(
     interval_s: float = 1.0,
     settle_rounds: int = 0,
     path: Path | None = None,
+    bridged: bool = False,
 ) -> Run:
     """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more, every
     participant publishing its status every `status_interval` seconds, the master starting
     a round every `interval_s`; errors count from `settle_rounds` after converging.  With
     a `path`, each node reaches the broker over its own link delayed as the path says
-    (clocksync.testing.netem); the master sits beside the broker."""
+    (clocksync.testing.netem); the master sits beside the broker.  `bridged`, the nodes
+    connect to a second broker bridged to the master's as broker/bridge.conf says."""
     master, *nodes = clocks
     with LocalMosquitto() as broker, contextlib.ExitStack() as links:
+        nodes_broker = broker.url
+        if bridged:
+            config = BRIDGE_CONF.read_text().replace("MAIN-BROKER:1883", f"127.0.0.1:{broker.port}")
+            nodes_broker = links.enter_context(LocalMosquitto(config=config)).url
         observer = Observer(broker.url, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
@@ -100,9 +107,9 @@ def run_fleet(
                 raise RuntimeError("the observer could not connect")
             options = ["--status-interval", status_interval]
             for index, clock in enumerate(nodes):
-                reach = broker.url
+                reach = nodes_broker
                 if path is not None:
-                    reach = links.enter_context(closing(DelayLink(broker.url, path, index))).url
+                    reach = links.enter_context(closing(DelayLink(nodes_broker, path, index))).url
                 processes.append(_start("node", clock, reach, options))
             names = {clock.name for clock in nodes}
             if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):

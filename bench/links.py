@@ -1,14 +1,16 @@
 """Real-network scenarios: Berkeley and Cristian over links with injected delay, judged from
 the truth signal, beside each link's floor (half its asymmetry).
 
-    .venv/bin/python bench/links.py [--scenarios lan,wifi,busy,wan] [--rounds 60] [--settle 20]
+    .venv/bin/python bench/links.py [--scenarios lan,wifi,busy,wan,bridge] [--rounds 60]
+        [--settle 20]
 
 Every participant is its own process on a private Mosquitto.  Berkeley: the master beside
 the broker, the four lines each over its own link (clocksync.testing.netem), drifts within
 ±100 ppm, 1 s rounds; |line - master| from `--settle` rounds after converging, for
 `--rounds` rounds.  Cristian: the bank's time server beside the broker, one device over a
 link syncing every second (8 exchanges), drift 100 ppm; |device - server| over the same
-span, and how often the device's reported error bound held.
+span, and how often the device's reported error bound held.  `bridge`: no delay, but the
+lines (and the device) on a second Mosquitto bridged to the master's (broker/bridge.conf).
 """
 
 import argparse
@@ -16,7 +18,7 @@ import contextlib
 import random
 import subprocess
 
-from fleet import STATUS_INTERVAL, fleet, run_fleet
+from fleet import BRIDGE_CONF, STATUS_INTERVAL, fleet, run_fleet
 
 from clocksync.protocol.enums import State
 from clocksync.sim.delays import Path
@@ -29,10 +31,15 @@ from clocksync.testing.processes import ClockSpec, participant_command, stop_pro
 SITE = "links"
 
 
-def cristian(path: Path, syncs: int, settle: int) -> tuple[list[float], int, int]:
+def cristian(path: Path, syncs: int, settle: int, bridged: bool) -> tuple[list[float], int, int]:
     """|device - server| at every device status after `settle` syncs, for `syncs` more;
     and of those statuses, how many had a bound and how many bounds held."""
-    with LocalMosquitto() as broker, contextlib.closing(DelayLink(broker.url, path)) as link:
+    with LocalMosquitto() as broker, contextlib.ExitStack() as stack:
+        device_broker = broker.url
+        if bridged:
+            config = BRIDGE_CONF.read_text().replace("MAIN-BROKER:1883", f"127.0.0.1:{broker.port}")
+            device_broker = stack.enter_context(LocalMosquitto(config=config)).url
+        link = stack.enter_context(contextlib.closing(DelayLink(device_broker, path)))
         observer = Observer(broker.url, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
@@ -85,28 +92,32 @@ def cell(errors_s: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="lan,wifi,busy,wan")
+    parser.add_argument("--scenarios", default="lan,wifi,busy,wan,bridge")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--settle", type=int, default=20)
     args = parser.parse_args()
     print(
         "| link | floor, µs | Berkeley \\|line − master\\|, µs (p50 / p99) "
-        "| Cristian \\|device − server\\|, µs (p50 / p99) | bound held |"
+        "| Cristian \\|device − server\\|, µs (p50 / p99) | bound held | Berkeley delay p50, µs |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name in args.scenarios.split(","):
-        path = SCENARIOS[name]
+        bridged = name == "bridge"
+        path = SCENARIOS["loopback" if bridged else name]
         floor = floor_s(path, random.Random(1))
         run = run_fleet(
             fleet(1, LINES, 5.0, 100.0),
             rounds=args.settle + args.rounds,
             settle_rounds=args.settle,
             path=path,
+            bridged=bridged,
         )
-        errors, bounded, held = cristian(path, args.rounds, args.settle)
+        errors, bounded, held = cristian(path, args.rounds, args.settle, bridged)
         coverage = f"{held}/{bounded}" if bounded else "no bound"
+        delays = [p.delay_s * 1e6 for s in run.rounds for p in s.participants if p.role == "node"]
         print(
-            f"| {name} | {floor * 1e6:.0f} | {cell(run.errors_s)} | {cell(errors)} | {coverage} |",
+            f"| {name} | {floor * 1e6:.0f} | {cell(run.errors_s)} | {cell(errors)} | {coverage} "
+            f"| {percentile(delays, 0.5):.0f} |",
             flush=True,
         )
 

@@ -10,9 +10,11 @@ the measurements of lowest delay weighted most.  Its slope corrects the clock's 
 error no longer regrows between rounds; its value now, resting on many measurements, is a
 better correction than the last measurement alone.
 
-A clock's history starts over while it is acquiring: while corrections are larger than
-SETTLED_NS, or until MIN_FIT_POINTS measurements came after the last such one; meanwhile
-each correction is applied as measured.  Once the history knows its own scatter, a
+A clock's history starts over while it is acquiring: while what it needs moves from one
+measurement to the next by more than a clock's frequency error could explain (SETTLED_NS,
+plus DRIFT_LIMIT over the time between), as when it joins seconds off or its reference
+settles; and until MIN_FIT_POINTS measurements came after the last such move, each
+correction is applied as measured.  Once the history knows its own scatter, a
 measurement further off the line than that scatter allows, and than its own round trip
 explains, is held back, not applied (a popcorn spike); JUMP_AFTER of them in a row are a
 real move of the reference (a new leader, a server stepped) and restart the history from
@@ -29,8 +31,11 @@ NS_PER_S = 1_000_000_000
 MAX_POINTS = 16
 MIN_FIT_POINTS = 3
 SETTLED_NS = 1_000_000
-"""A correction at least this large (1 ms) means the clock or its reference has just moved:
-the history so far no longer describes it."""
+DRIFT_LIMIT = 500e-6
+"""While acquiring, a need that moved by more than SETTLED_NS (1 ms) plus DRIFT_LIMIT (500
+ppm, more than any crystal and a host's own slewing together) times the time since the
+last measurement means the clock or its reference has just moved: the history so far no
+longer describes it."""
 SPIKE_RATIO = 5.0
 SPIKE_FLOOR_NS = 20_000
 """No measurement within 20 µs of the line is a spike, however tight the history."""
@@ -163,11 +168,11 @@ class Tracking:
         self._points.clear()
         self._suspects.clear()
 
-    def add(self, point: Point, correction_ns: int) -> Verdict:
-        """Take a measurement that calls for `correction_ns` now; say how to apply it."""
+    def add(self, point: Point) -> Verdict:
+        """Take a measurement; say how to apply it."""
         line = self.line()
         if line is None:
-            if abs(correction_ns) >= SETTLED_NS:
+            if self._points and _moved(self._points[-1], point):
                 self._points.clear()
             self._points.append(point)
             return Verdict.APPLY
@@ -183,3 +188,9 @@ class Tracking:
         self._suspects.clear()
         self._points.append(point)
         return Verdict.FIT
+
+
+def _moved(before: Point, after: Point) -> bool:
+    """Whether the need moved between two measurements by more than drift explains."""
+    explained = SETTLED_NS + DRIFT_LIMIT * abs(after.mono_ns - before.mono_ns)
+    return abs(after.needed_ns - before.needed_ns) > explained

@@ -196,7 +196,7 @@ class Participant(ABC):
             measured.adjusted_ns + correction_ns,
             None if measured.delay_s is None else round(measured.delay_s * NS_PER_S),
         )
-        verdict = self.tracking.add(point, remaining)
+        verdict = self.tracking.add(point)
         line = self.tracking.line()
         if verdict is Verdict.HOLD:
             assert line is not None
