@@ -8,7 +8,7 @@ to the broker, on a quiet loopback-like path, and the four lines (or four Cristi
 on the scenario's path; every clock starts up to ±1 s off, with no drift unless the scenario
 says so (the bank's never drifts).  After a minute to settle, every line's |clock - master|
 and every device's |clock - bank| is sampled every 0.1 s, as is whether each device is
-within the bound it reported with its last correction.  The floor is half the path's
+within the bound it reports: its last correction's, grown since.  The floor is half the path's
 asymmetry, which no two-way exchange can see.  Prints a Markdown table, and the wall time a
 simulated hour of the kitchen takes.
 """
@@ -92,7 +92,7 @@ def cristian(scenario: Scenario, seconds: float, seed: int) -> tuple[list[float]
         if world.now < SETTLE_S * 1e9:
             return
         for device in devices:
-            bound = device.last_error_bound_s
+            bound = device.error_bound_s()
             if bound is not None:
                 error = abs(world.true_offset_ns(device.name) - world.true_offset_ns("bank"))
                 within += error <= bound * 1e9

@@ -42,8 +42,8 @@ SPIKE_FLOOR_NS = 20_000
 SPIKE_MIN_POINTS = 5
 JUMP_AFTER = 3
 SIGMA_FLOOR_NS = 5_000
-"""The spread taken for a measurement of the lowest delay seen; one whose round trip took
-longer may be off by up to half the excess as well, and weighs accordingly less."""
+"""The least spread taken for a measurement of the lowest delay seen; one whose round trip
+took longer may be off by up to half the excess as well, and weighs accordingly less."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,17 @@ class Fit:
 
 
 def weights(points: Sequence[Point]) -> list[float]:
-    """1/σ² per point: σ is SIGMA_FLOOR_NS plus half the point's delay above the lowest."""
-    delays = [p.delay_ns for p in points if p.delay_ns is not None]
-    lowest = min(delays) if delays else 0
-    sigmas = [
-        SIGMA_FLOOR_NS + (0 if p.delay_ns is None else (p.delay_ns - lowest) / 2) for p in points
-    ]
+    """1/σ² per point: σ is half the point's delay above the lowest, plus a floor.
+
+    The floor is SIGMA_FLOOR_NS, or a quarter of the spread between the lowest and the
+    median delay if that is more: on a jittery path even the quickest exchange seen may
+    have waited, and weights that trusted it alone would make the line hinge on one point.
+    """
+    delays = sorted(p.delay_ns for p in points if p.delay_ns is not None)
+    lowest = delays[0] if delays else 0
+    spread = delays[len(delays) // 2] - lowest if delays else 0
+    floor = max(SIGMA_FLOOR_NS, spread / 4)
+    sigmas = [floor + (0 if p.delay_ns is None else (p.delay_ns - lowest) / 2) for p in points]
     return [1.0 / (sigma * sigma) for sigma in sigmas]
 
 

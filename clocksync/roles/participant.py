@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
-from clocksync.core.tracking import Point, Tracking, Verdict
+from clocksync.core.tracking import SPIKE_MIN_POINTS, Point, Tracking, Verdict
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import Status
@@ -25,6 +25,11 @@ from clocksync.protocol.wire import MAX_PPM, Message, MessageError
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 
+SKEW_SIGMAS = 3.0
+WANDER_PPM = 1.0
+"""A reported bound grows between corrections by SKEW_SIGMAS standard errors of the clock's
+frequency estimate plus WANDER_PPM (chrony's maxclockerror: what a crystal wanders that no
+estimate foresees)."""
 IDLE_NS = 3600 * NS_PER_S
 """How long a role with no timed work of its own lets the status heartbeat set its wake-ups."""
 CLIP = 80
@@ -97,6 +102,7 @@ class Participant(ABC):
         self._work_due = 0
         self.last_correction_s: float | None = None
         self.last_error_bound_s: float | None = None
+        self._bound_mono = 0
         self.tracking = Tracking()
 
     @abstractmethod
@@ -224,10 +230,27 @@ class Participant(ABC):
             if measured.error_bound_s is None
             else measured.error_bound_s + departure_ns / NS_PER_S
         )
+        self._bound_mono = clock.monotonic_ns()
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
         return True
+
+    def error_bound_s(self, mono: int | None = None) -> float | None:
+        """How far off this clock may be at `mono` (default now), where known: the bound
+        of its last correction, grown since at the rate its frequency may still be off
+        (SKEW_SIGMAS, WANDER_PPM; before its history is long enough to judge its own
+        estimate, the clock's whole rate bound)."""
+        if self.last_error_bound_s is None:
+            return None
+        mono = self.clock.monotonic_ns() if mono is None else mono
+        line = self.tracking.line()
+        if line is not None and line.points >= SPIKE_MIN_POINTS:
+            growth_ppm = SKEW_SIGMAS * line.slope_error * 1e6 + WANDER_PPM
+        else:
+            growth_ppm = self.clock.rate_error_ppm(may_slew=False)
+        elapsed_s = max(0, mono - self._bound_mono) / NS_PER_S
+        return self.last_error_bound_s + growth_ppm * 1e-6 * elapsed_s
 
     def _wake(self) -> Wake:
         return Wake(min(self._status_due, self._work_due))
@@ -250,7 +273,7 @@ class Participant(ABC):
                 host_time=host_ns,
                 last_correction_s=self.last_correction_s,
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
-                error_bound_s=self.last_error_bound_s,
+                error_bound_s=self.error_bound_s(),
             )
             line = self.tracking.line()
             if line is not None:

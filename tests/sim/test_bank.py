@@ -95,9 +95,34 @@ def test_a_cristian_node_keeps_the_banks_time_within_its_bound() -> None:
     world.run(20)
     assert node.clock.updates >= 15
     truth = (world.true_offset_ns("kiosk") - world.true_offset_ns("bank")) / NS_PER_S
-    status_bound = node.last_error_bound_s
+    status_bound = node.error_bound_s()
     assert status_bound is not None
     assert abs(truth) <= status_bound
+
+
+@pytest.mark.parametrize("path", ["lan", "wifi", "wan"])
+def test_a_drifting_device_is_always_within_the_bound_it_reports(path: str) -> None:
+    """Not only at each correction: between them too, as the bound grows."""
+    world = World(31)
+    bank(world, PATHS[path], drift_ppm=-40.0)
+    node = cristian_node(world, "kiosk", PATHS[path], offset_s=1.5, drift_ppm=90.0)
+    misses: list[tuple[float, float]] = []
+    checked = 0
+
+    def check() -> None:
+        nonlocal checked
+        bound = node.error_bound_s()
+        if bound is None:
+            return
+        checked += 1
+        error = abs(world.true_offset_ns("kiosk") - world.true_offset_ns("bank")) / NS_PER_S
+        if error > bound:
+            misses.append((error, bound))
+
+    world.every(0.1, check)
+    world.run(300)
+    assert checked > 2_500
+    assert misses == []
 
 
 def test_a_lost_server_leaves_the_node_free_running_and_unharmed() -> None:
