@@ -157,8 +157,8 @@ class Status(Message):
     `host_offset_s` is the participant's clock minus its host's system clock at `host_time`
     (host clock), so anyone on the same host can check accuracy without trusting clocksync.
     A Last Will carries null for the measured fields, since it was written at connect time.
-    `error_bound_s` is how far off the last correction could have been, where the
-    participant knows it (a Cristian node).  `leader` is the master a Berkeley participant
+    `error_bound_s` is how far off the clock may be now, where the participant knows it
+    (a Cristian node: its last correction's bound, grown since).  `leader` is the master a Berkeley participant
     follows, or is; a master's `priority` makes it a candidate to lead (the highest leads,
     the first name breaking a tie).  `frequency_ppm` is the frequency correction in force
     and `frequency_error_ppm` the standard error of its estimate, once the clock tracks
