@@ -160,9 +160,9 @@ class Status(Message):
     `error_bound_s` is how far off the clock may be now, where the participant knows it
     (a Cristian node: its last correction's bound, grown since).  `leader` is the master a
     Berkeley participant follows, or is; a master's `priority` makes it a candidate to lead
-    (the highest leads, the first name breaking a tie).  `frequency_ppm` is the frequency correction in force
-    and `frequency_error_ppm` the standard error of its estimate, once the clock tracks
-    its reference (clocksync.core.tracking).
+    (the highest leads, the first name breaking a tie).  `frequency_ppm` is the frequency
+    correction in force and `frequency_error_ppm` the standard error of its estimate, once
+    the clock tracks its reference (clocksync.core.tracking).
     """
 
     kind: ClassVar[str] = "status"
