@@ -26,8 +26,8 @@ from pathlib import Path
 
 import ntplib
 from cristian import SITE as CRISTIAN_SITE
-from cristian import cpu_seconds, throughput
-from fleet import fleet, run_fleet
+from cristian import throughput
+from fleet import cpu_seconds, fleet, run_fleet
 from naive_berkeley import run as run_naive
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock

@@ -18,7 +18,6 @@ signal, and one time server's throughput.
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from fleet import cpu_seconds
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
@@ -141,11 +141,6 @@ def report(what: str, seconds: list[float]) -> None:
         f"{what:45s} p50 {percentile(micro, 0.5):8.1f} µs  p99 {percentile(micro, 0.99):8.1f} µs"
         f"  (n={len(micro)}, mean {statistics.fmean(micro):.1f})"
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def throughput(

@@ -19,7 +19,7 @@ from pathlib import Path as FilePath
 from clocksync.protocol.messages import RoundSummary
 from clocksync.sim.delays import Path
 from clocksync.sim.scenarios import MASTER, percentile
-from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.localbroker import LocalMosquitto, bridged_to
 from clocksync.testing.netem import DelayLink
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
@@ -98,8 +98,8 @@ def run_fleet(
     with LocalMosquitto() as broker, contextlib.ExitStack() as links:
         nodes_broker = broker.url
         if bridged:
-            config = BRIDGE_CONF.read_text().replace("MAIN-BROKER:1883", f"127.0.0.1:{broker.port}")
-            nodes_broker = links.enter_context(LocalMosquitto(config=config)).url
+            bridged_broker = bridged_to(broker.url, BRIDGE_CONF.read_text())
+            nodes_broker = links.enter_context(bridged_broker).url
         observer = Observer(broker.url, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:

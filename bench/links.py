@@ -23,7 +23,7 @@ from fleet import BRIDGE_CONF, STATUS_INTERVAL, fleet, run_fleet
 from clocksync.protocol.enums import State
 from clocksync.sim.delays import Path
 from clocksync.sim.scenarios import LINES, percentile
-from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.localbroker import LocalMosquitto, bridged_to
 from clocksync.testing.netem import SCENARIOS, DelayLink, floor_s
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
@@ -37,8 +37,8 @@ def cristian(path: Path, syncs: int, settle: int, bridged: bool) -> tuple[list[f
     with LocalMosquitto() as broker, contextlib.ExitStack() as stack:
         device_broker = broker.url
         if bridged:
-            config = BRIDGE_CONF.read_text().replace("MAIN-BROKER:1883", f"127.0.0.1:{broker.port}")
-            device_broker = stack.enter_context(LocalMosquitto(config=config)).url
+            bridged_broker = bridged_to(broker.url, BRIDGE_CONF.read_text())
+            device_broker = stack.enter_context(bridged_broker).url
         link = stack.enter_context(contextlib.closing(DelayLink(device_broker, path)))
         observer = Observer(broker.url, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []

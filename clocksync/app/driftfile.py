@@ -11,7 +11,6 @@ import math
 import os
 from pathlib import Path
 
-from clocksync.core.clock import SoftwareClock
 from clocksync.roles.participant import Participant
 
 log = logging.getLogger(__name__)
@@ -42,10 +41,10 @@ def save(path: Path, participant: Participant) -> None:
     line = participant.tracking.line()
     if line is None:
         return
-    clock: SoftwareClock = participant.clock
     partial = path.with_name(path.name + ".tmp")
     try:
-        partial.write_text(f"{clock.frequency_ppm:.6f} {line.slope_error * 1e6:.6f}\n")
+        frequency_ppm = participant.clock.frequency_ppm
+        partial.write_text(f"{frequency_ppm:.6f} {line.slope_error * 1e6:.6f}\n")
         os.replace(partial, path)
     except OSError as error:
         log.warning("could not keep the frequency correction in %s: %s", path, error)

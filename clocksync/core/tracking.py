@@ -141,12 +141,14 @@ class Verdict(Enum):
 
 
 class Tracking:
-    """One clock's history of needs, and the line through it."""
+    """One clock's history of needs, and the line through it, fitted once each time the
+    history changes (statuses and corrections read it far more often)."""
 
     def __init__(self, max_points: int = MAX_POINTS) -> None:
         if max_points < MIN_FIT_POINTS:
             raise ValueError(f"a history needs at least {MIN_FIT_POINTS} points")
         self._points: deque[Point] = deque(maxlen=max_points)
+        self._line: Fit | None = None
         self._suspects: list[Point] = []
         self.held = 0
         """Measurements held back so far (spikes, or the first signs of a jump)."""
@@ -157,9 +159,10 @@ class Tracking:
 
     def line(self) -> Fit | None:
         """The line through the history, once it has MIN_FIT_POINTS points."""
-        if len(self._points) < MIN_FIT_POINTS:
-            return None
-        return fit(self._points)
+        return self._line
+
+    def _refit(self) -> None:
+        self._line = fit(self._points) if len(self._points) >= MIN_FIT_POINTS else None
 
     def _judge(self, point: Point, line: Fit | None) -> bool:
         """Whether `point` may join the history: always while the history is too short to
@@ -172,14 +175,16 @@ class Tracking:
         """Forget the history: the clock was moved by other means."""
         self._points.clear()
         self._suspects.clear()
+        self._line = None
 
     def add(self, point: Point) -> Verdict:
         """Take a measurement; say how to apply it."""
-        line = self.line()
+        line = self._line
         if line is None:
             if self._points and _moved(self._points[-1], point):
                 self._points.clear()
             self._points.append(point)
+            self._refit()
             return Verdict.APPLY
         if not self._judge(point, line):
             self._suspects.append(point)
@@ -189,9 +194,11 @@ class Tracking:
             self._points.clear()
             self._points.extend(self._suspects)
             self._suspects.clear()
+            self._refit()
             return Verdict.APPLY
         self._suspects.clear()
         self._points.append(point)
+        self._refit()
         return Verdict.FIT
 
 

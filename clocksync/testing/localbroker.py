@@ -83,6 +83,15 @@ def on_free_ports(config: str) -> tuple[str, dict[int, int]]:
     return "\n".join(move(line) for line in config.splitlines()) + "\n", moved
 
 
+BRIDGE_TARGET = "MAIN-BROKER:1883"
+"""Where broker/bridge.conf's bridge points, to be replaced by the main broker's address."""
+
+
+def bridged_to(main: BrokerUrl, template: str) -> "LocalMosquitto":
+    """A second broker running `template` (broker/bridge.conf), its bridge pointed at `main`."""
+    return LocalMosquitto(config=template.replace(BRIDGE_TARGET, f"{main.host}:{main.port}"))
+
+
 class LocalMosquitto:
     """`with LocalMosquitto() as broker:` gives a running broker at `broker.url`.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clocksync.testing.localbroker import LocalMosquitto
+from clocksync.testing.localbroker import bridged_to
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, Fleet
 from clocksync.transport.url import BrokerUrl
@@ -19,8 +19,7 @@ BRIDGE_CONF = Path(__file__).resolve().parents[2] / "broker" / "bridge.conf"
 @pytest.fixture
 def building(broker: BrokerUrl) -> Iterator[BrokerUrl]:
     """A second broker bridged, as broker/bridge.conf says, to the test's broker."""
-    config = BRIDGE_CONF.read_text().replace("MAIN-BROKER:1883", f"{broker.host}:{broker.port}")
-    with LocalMosquitto(config=config) as second:
+    with bridged_to(broker, BRIDGE_CONF.read_text()) as second:
         yield second.url
 
 
