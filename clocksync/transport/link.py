@@ -24,8 +24,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Inbound, Publish
-from clocksync.transport.client import ClocksyncClient, LinkCounters
-from clocksync.transport.packets import QuickProperties
+from clocksync.transport.client import MAX_BATCH, ClocksyncClient, LinkCounters
+from clocksync.transport.packets import (
+    QuickProperties,
+    pack_publish_properties,
+    publish_packet,
+)
 from clocksync.transport.reconnect import Reconnect
 from clocksync.transport.refusals import Refusal, connect_failure, refused_connection
 from clocksync.transport.url import PASSWORD_ENV, BrokerUrl, TlsFiles
@@ -34,9 +38,11 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15
 SERVER_SHUTTING_DOWN = 139
-MAX_BATCH = 1000
-"""Messages read in one poll at most: under a flood the rest waits in the socket, so the
-process's memory stays bounded and the broker, not this process, queues or drops."""
+
+
+def _plain_topic(topic: str) -> bool:
+    """A topic the quick publish path may write as it is; paho judges any other."""
+    return 0 < len(topic) < 65536 and "+" not in topic and "#" not in topic
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class MqttLink:
         self._client.on_subscribe = self._handle_subscribe
         self._client.on_publish = self._handle_acknowledged
         self._confirming: dict[int, str] = {}
+        self._held: list[bytes] | None = None
         self.refusal: Refusal | None = None
         self._awaiting_subacks: set[int] = set()
         self._events: list[LinkEvent] = []
@@ -156,10 +163,21 @@ class MqttLink:
         """
         if not self._ready:
             return None
+        v5 = self.protocol == MqttVersion.V5
+        quick = message.qos == 0 and _plain_topic(message.topic)
+        if quick and self._held is not None and message.tag is None:
+            self._held.append(self._packet(message))
+            return None
+        self.release()
+        if quick and self._client.queue_empty:
+            return self._client.publish_now(
+                message.topic,
+                message.payload,
+                retain=message.retain,
+                properties=self._properties(message),
+            )
         properties = None
-        if self.protocol == MqttVersion.V5 and (
-            message.response_topic or message.correlation or message.expiry_s
-        ):
+        if v5 and (message.response_topic or message.correlation or message.expiry_s):
             properties = QuickProperties.for_publish(
                 message.response_topic, message.correlation, message.expiry_s
             )
@@ -174,6 +192,39 @@ class MqttLink:
         if message.qos and self.protocol == MqttVersion.V5:
             self._confirming[info.mid] = message.topic
         return self._client.last_send_mono if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+    def hold(self) -> None:
+        """Keep untagged QoS 0 publishes (time answers, say) from now until `release`, to
+        write them together: the owner handling a batch of requests does this."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Write what `hold` kept, each with its send time written in just before."""
+        held, self._held = self._held, None
+        if not held or not self._ready:
+            return  # published while disconnected: dropped, as `publish` does
+        if self._client.queue_empty:
+            self._client.publish_together(held)
+        else:
+            # Behind a packet paho is still writing: behind it in the queue, in order.
+            for packet in held:
+                self._client.enqueue(packet)
+
+    def _properties(self, message: Publish) -> bytes | None:
+        if self.protocol != MqttVersion.V5:
+            return None
+        return pack_publish_properties(
+            message.response_topic, message.correlation, message.expiry_s
+        )
+
+    def _packet(self, message: Publish) -> bytes:
+        return publish_packet(
+            message.topic,
+            message.payload,
+            retain=message.retain,
+            properties=self._properties(message),
+        )
 
     def close(self, goodbye: Sequence[Publish] = (), timeout_s: float = 2.0) -> None:
         """Publish `goodbye` (the will is not sent on a clean disconnect) and disconnect."""

@@ -52,17 +52,12 @@ class QuickProperties(Properties):
     def pack(self) -> bytes:
         if not self._only_quick():
             return bytes(super().pack())
-        body = b""
         values = self.__dict__
-        if "MessageExpiryInterval" in values:
-            body += struct.pack("!BI", EXPIRY, values["MessageExpiryInterval"])
-        if "ResponseTopic" in values:
-            topic = values["ResponseTopic"].encode()
-            body += struct.pack("!BH", RESPONSE_TOPIC, len(topic)) + topic
-        if "CorrelationData" in values:
-            data = bytes(values["CorrelationData"])
-            body += struct.pack("!BH", CORRELATION, len(data)) + data
-        return bytes(VariableByteIntegers.encode(len(body))) + body
+        return pack_publish_properties(
+            values.get("ResponseTopic"),
+            values.get("CorrelationData"),
+            values.get("MessageExpiryInterval"),
+        )
 
     def unpack_quick(self, buffer: bytes) -> int:
         """Read the properties of a publish; raise ValueError for whatever paho should judge
@@ -97,6 +92,88 @@ class QuickProperties(Properties):
                 raise ValueError("repeated or overlong property")
             object.__setattr__(self, name, value)
         return end
+
+
+def pack_publish_properties(
+    response_topic: str | None, correlation: bytes | None, expiry_s: int | None
+) -> bytes:
+    """The properties of an MQTT 5 PUBLISH carrying at most these three, length first."""
+    body = b""
+    if expiry_s is not None:
+        body += struct.pack("!BI", EXPIRY, expiry_s)
+    if response_topic is not None:
+        topic = response_topic.encode()
+        body += struct.pack("!BH", RESPONSE_TOPIC, len(topic)) + topic
+    if correlation is not None:
+        data = bytes(correlation)
+        body += struct.pack("!BH", CORRELATION, len(data)) + data
+    return pack_varint(len(body)) + body
+
+
+def pack_varint(value: int) -> bytes:
+    """An MQTT Variable Byte Integer."""
+    return bytes(VariableByteIntegers.encode(value))
+
+
+def publish_packet(topic: str, payload: bytes, *, retain: bool, properties: bytes | None) -> bytes:
+    """A whole QoS 0 PUBLISH; `properties` as packed for MQTT 5, None on 3.1.1."""
+    name = topic.encode()
+    variable = struct.pack("!H", len(name)) + name + (properties or b"")
+    header = 0x31 if retain else 0x30
+    return bytes((header,)) + pack_varint(len(variable) + len(payload)) + variable + payload
+
+
+@dataclass(frozen=True)
+class WholePublish:
+    """A received PUBLISH of QoS 0 or 1 lying whole in a buffer, from `start` to `end`."""
+
+    qos: int
+    body_start: int
+    end: int
+
+
+def whole_publish_at(buffer: bytes, start: int) -> WholePublish | None:
+    """The PUBLISH of QoS 0 or 1 that lies whole in `buffer` from `start`, or None (another
+    packet, QoS 2, or one still arriving)."""
+    if start >= len(buffer):
+        return None
+    header = buffer[start]
+    qos = (header >> 1) & 0x03
+    if header >> 4 != PacketTypes.PUBLISH or qos > 1:
+        return None
+    remaining, size = 0, 0
+    for index in range(4):
+        at = start + 1 + index
+        if at >= len(buffer):
+            return None
+        byte = buffer[at]
+        remaining += (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            size = index + 1
+            break
+    else:
+        return None
+    body_start = start + 1 + size
+    end = body_start + remaining
+    return WholePublish(qos, body_start, end) if end <= len(buffer) else None
+
+
+def split_publish_311(packet: bytes, qos: int) -> tuple[str, int, bytes] | None:
+    """An MQTT 3.1.1 PUBLISH's topic, packet id and payload (after the fixed header), or
+    None when it does not parse."""
+    try:
+        (length,) = struct.unpack_from("!H", packet)
+        end = 2 + length
+        if not 0 < length <= len(packet) - 2:
+            return None
+        topic = packet[2:end].decode()
+        mid = 0
+        if qos > 0:
+            (mid,) = struct.unpack_from("!H", packet, end)
+            end += 2
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    return topic, mid, packet[end:]
 
 
 def _read_varint(buffer: bytes) -> tuple[int, int]:

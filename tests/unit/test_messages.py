@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from clocksync.protocol import wire
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.messages import (
     Correction,
@@ -72,17 +73,18 @@ def test_stamped_reply_reads_the_send_time_after_encoding_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     order: list[str] = []
-    real_dumps = json.dumps
+    real_encoder = wire._ENCODER
 
-    def dumps(*args: Any, **kwargs: Any) -> str:
-        order.append("encode")
-        return real_dumps(*args, **kwargs)
+    class Encoder(json.JSONEncoder):
+        def encode(self, o: Any) -> str:
+            order.append("encode")
+            return real_encoder.encode(o)
 
     def stamp() -> int:
         order.append("stamp")
         return NOW + 5
 
-    monkeypatch.setattr(json, "dumps", dumps)
+    monkeypatch.setattr(wire, "_ENCODER", Encoder())
     payload = Reply("KMC", 1, 2, 0, NOW, 0).encode_stamped(stamp)
     monkeypatch.undo()
     assert order == ["encode", "stamp"]
