@@ -19,7 +19,8 @@ from clocksync.master.leading import Leading
 from clocksync.master.membership import Membership
 from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeResponder
-from clocksync.nodes.berkeley import Follower, believable
+from clocksync.nodes.berkeley import Follower
+from clocksync.nodes.leadership import believable
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Leader, RoundSummary, Status
@@ -64,6 +65,10 @@ class BerkeleyMaster(Participant):
         self.responder = (
             TimeResponder(self, disciplined=True, epoch=self.epoch) if timeserver else None
         )
+        self.fleet_responder = TimeResponder(self, disciplined=True, epoch=self.epoch)
+        """Answers the fleet nodes' asks while this master leads (clocksync.master.fleet)."""
+        self._fleet_asks = self.topics.fleet_asks_to(name)[:-1]
+        self._fleet_reports = self.topics.all_fleet_reports[:-1]
         self.membership = Membership()
         self.follower = Follower(self)
         self.election: Election | None = None
@@ -75,7 +80,14 @@ class BerkeleyMaster(Participant):
 
     def subscriptions(self) -> list[str]:
         topics = self.topics
-        own = [topics.all_replies, topics.all_status, topics.round, *self.follower.subscriptions()]
+        own = [
+            topics.all_replies,
+            topics.all_status,
+            topics.round,
+            topics.fleet_asks_to(self.name),
+            topics.all_fleet_reports,
+            *self.follower.subscriptions(),
+        ]
         return own if self.responder is None else [*own, topics.cristian_requests_shared]
 
     def priority(self) -> int:
@@ -131,6 +143,11 @@ class BerkeleyMaster(Participant):
     def handle(self, message: Inbound) -> list[Publish]:
         topics = self.topics
         topic = message.topic
+        if topic.startswith(self._fleet_asks):
+            if self.leading is None:
+                return []
+            self.leading.fleet_ask()
+            return self.fleet_responder.answer(message, fleet=True)
         if topic.endswith("/status"):
             self._track(message)
         elif topic == topics.round:
@@ -146,7 +163,11 @@ class BerkeleyMaster(Participant):
         elif self.follower.handles(topic):
             if self.leading is None:
                 return self.follower.handle(message)
-        elif self.leading is not None:
+        elif self.leading is None:
+            pass  # a standby: the rounds' traffic is the leader's
+        elif topic.startswith(self._fleet_reports):
+            self.leading.fleet_report(message)
+        else:
             self.leading.collect(message)
         return []
 

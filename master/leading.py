@@ -9,7 +9,9 @@ collect replies until the reply timeout; per node keep the lowest-delay exchange
 with the master's own clock (fault-tolerant, see clocksync.core.selection); send every node
 that answered its own correction; apply the master's own; publish the round summary.  A
 poll's t1 is its send instant, which the runner reports back.  Every poll, correction and
-summary carries the leader's term (`epoch`).
+summary carries the leader's term (`epoch`).  A round also serves the fleet nodes, which
+measure themselves against the leader (clocksync.master.fleet): a tick opens it for them, and
+the result, the round's average, closes it.
 """
 
 import logging
@@ -17,10 +19,11 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from clocksync.core.clock import NS_PER_S
+from clocksync.master.fleet import FleetRound, report_share
 from clocksync.master.membership import MAX_LISTED, Membership, Polling
-from clocksync.master.rounds import RoundCollector, RoundPlan, settle
+from clocksync.master.rounds import SEND_SHARE, RoundCollector, RoundPlan, settle
 from clocksync.protocol.envelope import Inbound, Publish
-from clocksync.protocol.messages import Correction, Poll, Reply, RoundSummary
+from clocksync.protocol.messages import Correction, FleetReport, Poll, Reply, RoundSummary
 from clocksync.roles.participant import Measured, Participant, clip
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ class Leading:
         self._polling: Polling | None = None
         self._late_replies = 0
         self._round: RoundCollector | None = None
+        self._fleet: FleetRound | None = None
+        self._fleet_asked_last = 0
+        self._late_reports = 0
         self._next_round = 0
         self._last_number = 0
 
@@ -67,7 +73,7 @@ class Leading:
             if collector is None:
                 if mono < self._next_round:
                     return actions, self._next_round
-                self._start_round(mono)
+                actions.append(self._start_round(mono))
             elif collector.polls_sent < collector.polls_due:
                 pace_ns = round(self.plan.poll_pace_s(collector.polls_due) * NS_PER_S)
                 next_poll = collector.started_mono + collector.polls_sent * pace_ns
@@ -99,7 +105,25 @@ class Leading:
         if refusal is not None:
             log.warning("dropped a reply from %s: %s", reply.node, refusal)
 
-    def _start_round(self, mono: int) -> None:
+    def fleet_ask(self) -> None:
+        """A fleet node asked this leader's time (the caller answers it)."""
+        if self._fleet is not None:
+            self._fleet.asked += 1
+
+    def fleet_report(self, message: Inbound) -> None:
+        report = self.owner.receive(message, FleetReport)
+        if report is None:
+            return
+        fleet = self._fleet
+        if fleet is None or (report.epoch, report.round) != (self.epoch, fleet.number):
+            self._late_reports += 1
+            return
+        refusal = fleet.add_report(report)
+        if refusal is not None:
+            log.warning("dropped a report from %s: %s", report.node, refusal)
+
+    def _start_round(self, mono: int) -> Publish:
+        """Open the next round; return the fleet's tick for it."""
         self._last_number += 1
         polling = self._polling = self.membership.plan(self._last_number)
         self._round = RoundCollector(
@@ -116,6 +140,11 @@ class Leading:
             self._next_round = mono + self._interval_ns
         else:
             self._next_round += self._interval_ns
+        fleet = self._fleet = FleetRound(
+            self.owner.name, self.epoch, self._last_number, report_share(self._fleet_asked_last)
+        )
+        tick = fleet.tick(SEND_SHARE * self.plan.timeout_s)
+        return Publish(self.owner.topics.fleet_tick, self.owner.seal(tick.encode()))
 
     def _poll(self, collector: RoundCollector) -> Publish:
         node, seq = collector.next_poll()
@@ -128,9 +157,14 @@ class Leading:
 
     def _finish_round(self, collector: RoundCollector) -> list[Publish]:
         self._round = None
+        fleet, self._fleet = self._fleet, None
+        assert fleet is not None
+        self._fleet_asked_last = fleet.asked
         self.rounds_done += 1
         samples = collector.best_samples()
-        outcome = settle(self.owner.name, samples, min_window_s=self.plan.min_window_s)
+        outcome = settle(
+            self.owner.name, samples, min_window_s=self.plan.min_window_s, fleet=fleet.offsets
+        )
         actions = [
             Publish(
                 self.owner.topics.correction(node),
@@ -148,7 +182,12 @@ class Leading:
             )
             for node, sample in samples.items()
         ]
-        if samples:
+        if fleet.asked:
+            result = fleet.result(outcome.selection.average_s)
+            actions.append(
+                Publish(self.owner.topics.fleet_result, self.owner.seal(result.encode()))
+            )
+        if samples or fleet.offsets:
             self.owner.apply_correction(
                 Measured(
                     outcome.corrections[self.owner.name],
@@ -170,15 +209,20 @@ class Leading:
             participants=outcome.entries,
             missing=missing[:MAX_LISTED],
             missing_count=len(missing),
+            fleet_asked=fleet.asked,
+            fleet_reported=len(fleet.offsets),
         )
         actions.append(
             Publish(self.owner.topics.round, self.owner.seal(summary.encode()), retain=True, qos=1)
         )
         excluded = ", ".join(sorted(outcome.selection.excluded)) or "none"
         log.info(
-            "round %d: %d nodes, %d probed, spread %.6f s, excluded %s, %d missing%s%s%s",
+            "round %d: %d nodes, %d fleet (%d reported), %d probed, spread %.6f s, "
+            "excluded %s, %d missing%s%s%s",
             collector.number,
             len(samples),
+            fleet.asked,
+            len(fleet.offsets),
             len(collector.probes),
             outcome.spread_s,
             clip(excluded),
@@ -187,7 +231,11 @@ class Leading:
             f", {self.membership.joined} joined" if self.membership.joined else "",
             f", {len(closed.gone)} left" if closed.gone else "",
         )
-        if self._late_replies:
-            log.info("dropped %d late replies, to rounds already closed", self._late_replies)
-        self.membership.joined = self._late_replies = 0
+        if self._late_replies or self._late_reports:
+            log.info(
+                "dropped %d late replies and %d late reports, to rounds already closed",
+                self._late_replies,
+                self._late_reports,
+            )
+        self.membership.joined = self._late_replies = self._late_reports = 0
         return actions

@@ -183,11 +183,16 @@ def settle(
     samples: Mapping[str, Sample],
     *,
     min_window_s: float,
+    fleet: Mapping[str, float] | None = None,
 ) -> Outcome:
-    """Average the master's clock (offset 0 by definition) with every node that answered."""
-    offsets = {master: 0.0} | {node: s.offset_s for node, s in samples.items()}
+    """Average the master's clock (offset 0 by definition) with every node that answered
+    and the `fleet` nodes' reported offsets (clocksync.master.fleet).  The fleet's reports
+    count in the average and the spread, but the rows list the polled clocks alone, so
+    that the summary stays small however large the fleet."""
+    polled = {master: 0.0} | {node: s.offset_s for node, s in samples.items()}
+    offsets = {**(fleet or {}), **polled}
     selection = fault_tolerant_average(offsets, min_window_s=min_window_s)
-    correction = corrections(offsets, selection.average_s)
+    correction = corrections(polled, selection.average_s)
     rows = [
         RoundEntry(
             master, RoleKind.MASTER, 0.0, 0.0, correction[master], master in selection.excluded

@@ -43,8 +43,9 @@ class TimeResponder:
         self.disciplined = disciplined
         self.epoch = epoch
 
-    def answer(self, message: Inbound) -> list[Publish]:
-        """The answer to a time request, or nothing (the reason logged)."""
+    def answer(self, message: Inbound, *, fleet: bool = False) -> list[Publish]:
+        """The answer to a time request, or nothing (the reason logged); a `fleet` node's
+        is answered on its fleet answer topic, and must be asked from its own topic."""
         owner = self.owner
         received = owner.clock.reading_at(message.received_mono)
         request = owner.receive(message, TimeRequest)
@@ -55,7 +56,13 @@ class TimeResponder:
             log.warning("dropped a time request from %s: odd correlation data", request.client)
             return []
         reply_to = message.response_topic or request.reply_to
-        expected = owner.topics.cristian_reply(request.client)
+        topics = owner.topics
+        if fleet and topics.name_in(message.topic) != request.client:
+            log.warning("dropped a time request from %s on another's topic", request.client)
+            return []
+        expected = (
+            topics.fleet_answer(request.client) if fleet else topics.cristian_reply(request.client)
+        )
         if reply_to != expected:
             log.warning(
                 "dropped a time request from %s: it asks for answers on %s, not %s",

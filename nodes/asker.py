@@ -55,19 +55,19 @@ class Asker:
         protocol: MqttVersion = MqttVersion.V5,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         trusted: TrustedKeys | None = None,
+        reply_topic: str | None = None,
     ) -> None:
         self.clock = clock
         self.topics = topics
         self.name = name
         self.trusted = trusted
+        self.request_topic = topics.cristian_request
+        """Where requests go: the site's time servers, or (a fleet node's) one master."""
+        self.reply_topic = reply_topic or topics.cristian_reply(name)
         self.timeout_ns = round(timeout_s * NS_PER_S)
         self.protocol = protocol
         self.pending = PendingRequests()
         self._random_bytes = random_bytes
-
-    @property
-    def reply_topic(self) -> str:
-        return self.topics.cristian_reply(self.name)
 
     def request(self) -> Publish:
         """A new request, outstanding from now on."""
@@ -93,7 +93,7 @@ class Asker:
         waiting = Outstanding(echo, stamped_mono, stamped_mono + self.timeout_ns)
         self.pending.add(correlation, waiting)
         return Publish(
-            self.topics.cristian_request,
+            self.request_topic,
             payload,
             response_topic=self.reply_topic,
             correlation=correlation,

@@ -11,9 +11,8 @@ it slewed since then and lands exactly where the master meant.
 What it accepts, so that neither a forged or replayed message, a deposed leader nor a
 duplicate delivery can corrupt a measurement or move the clock:
 
-- it follows one leader (a name and a term): the one the site's retained leader record
-  names, or a poll's, and switches only to a higher term (a new leader), or to any once the
-  one followed has been silent for LEADER_SILENCE_NS;
+- it follows one leader (a name and a term; clocksync.nodes.leadership): the one the
+  site's retained leader record names, or a poll's;
 - it answers each poll once, and polls only for rounds after the last one corrected, with
   a sequence number below MAX_SEQ, keeping at most OPEN_ROUNDS rounds open: a poll naming a
   far-future round cannot make the real rounds look stale, and no flood of polls grows its
@@ -27,7 +26,8 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.core.clock import SoftwareClock
+from clocksync.nodes.leadership import Followed, LeaderWatch
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, Leader, Poll, PreviousSend, Reply
@@ -35,19 +35,6 @@ from clocksync.protocol.signing import NO_KEYS, Keys
 from clocksync.roles.participant import Measured, Participant
 
 log = logging.getLogger(__name__)
-
-LEADER_SILENCE_NS = 10 * NS_PER_S
-"""How long the leader followed must be silent before any other may lead this clock."""
-TERM_HORIZON_MS = 86_400_000
-"""A term (a leader's epoch, from the time it took the lead, in ms) more than this ahead of
-the host's clock is not believed: it would fence off every real leader."""
-
-
-def believable(term: int, clock: SoftwareClock) -> bool:
-    """Whether `term` is within TERM_HORIZON_MS of the host's clock: a forged record far
-    ahead must not fence off every leader to come, nodes' and masters' alike."""
-    return term <= clock.host_ns() // 1_000_000 + TERM_HORIZON_MS
-
 
 MAX_SEQ = 256
 """Polls per round answered at most (a master sends `--samples`, at most 64)."""
@@ -80,15 +67,14 @@ class Follower:
         self.owner = owner
         self.corrected = 0
         """Corrections applied from the leader followed now."""
-        self._leader: tuple[str, int] | None = None
-        self._heard = 0
+        self._watch = LeaderWatch(owner.name, owner.clock)
         self._corrected_through = 0
         self._rounds: dict[int, _Round] = {}
 
     @property
     def leader(self) -> tuple[str, int] | None:
         """The leader (name, term) followed."""
-        return self._leader
+        return self._watch.leader
 
     def subscriptions(self) -> list[str]:
         topics, name = self.owner.topics, self.owner.name
@@ -112,18 +98,11 @@ class Follower:
     def follow(self, master: str, term: int, mono: int) -> bool:
         """Follow `master` in `term`, if it is the leader followed, a newer one, or the one
         followed has fallen silent; say whether it is followed now."""
-        current = self._leader
-        if current != (master, term):
-            if not believable(term, self.owner.clock):
-                return False
-            silent = mono - self._heard >= LEADER_SILENCE_NS
-            if current is not None and term <= current[1] and not silent:
-                return False
-            self._leader, self._corrected_through, self.corrected = (master, term), 0, 0
+        followed = self._watch.follow(master, term, mono)
+        if followed is Followed.SWITCHED:
+            self._corrected_through, self.corrected = 0, 0
             self._rounds.clear()
-            log.info("%s follows %s (term %d)", self.owner.name, master, term)
-        self._heard = mono
-        return True
+        return followed is not Followed.REFUSED
 
     def sent(self, tag: Hashable, mono: int | None) -> None:
         if not isinstance(tag, ReplySent) or mono is None:
@@ -184,7 +163,7 @@ class Follower:
             return
         answered = self._rounds.get(correction.round)
         awaited = (
-            (correction.master, correction.epoch) == self._leader
+            (correction.master, correction.epoch) == self._watch.leader
             and answered is not None
             and correction.round > self._corrected_through
             and correction.seq in answered.at_reply

@@ -34,12 +34,16 @@ from clocksync.master.rounds import MAX_REPLY_TIMEOUT_S, RoundPlan
 from clocksync.master.timeserver import TimeServer
 from clocksync.nodes.berkeley import BerkeleyNode
 from clocksync.nodes.cristian import CristianNode
+from clocksync.nodes.fleet import FleetNode
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import Keys, Signer
 from clocksync.roles.participant import Participant
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 CRISTIAN_DEFAULTS = {"interval": 1.0, "samples": 8, "timeout": 0.5}
+FLEET_DEFAULTS = {"samples": 1, "timeout": 0.5}
+"""A fleet node asks once a round: the leader's answers are its whole per-node cost, and
+the node's history filters across rounds what one exchange does not."""
 BUSY_POLL_S = 0.002
 """A client's next request usually comes within this of the last answer (see Driver)."""
 
@@ -142,11 +146,12 @@ def _add_node(commands: Commands) -> None:
     )
     node.add_argument(
         "--sync",
-        choices=["berkeley", "cristian"],
+        choices=["berkeley", "fleet", "cristian"],
         default="berkeley",
-        help="follow the master's Berkeley rounds, or ask the time server (default: berkeley)",
+        help="follow the master's Berkeley rounds, polled by it; follow them by asking the "
+        "master's time, as one of a large fleet; or ask the time server (default: berkeley)",
     )
-    cristian = node.add_argument_group("with --sync cristian")
+    cristian = node.add_argument_group("with --sync cristian (and --samples, --timeout: fleet)")
     cristian.add_argument(
         "--interval",
         type=positive,
@@ -156,8 +161,8 @@ def _add_node(commands: Commands) -> None:
     cristian.add_argument(
         "--samples",
         type=positive_int,
-        help="exchanges per sync; the lowest-delay one counts "
-        f"(default: {CRISTIAN_DEFAULTS['samples']:g})",
+        help="exchanges per sync or fleet round; the lowest-delay one counts "
+        f"(default: {CRISTIAN_DEFAULTS['samples']:g}, fleet {FLEET_DEFAULTS['samples']:g})",
     )
     cristian.add_argument(
         "--timeout",
@@ -316,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(
             _cristian_node(args, clock, keys_from(parser, args)), args, protocol=args.protocol
         )
+    if args.sync == "fleet":
+        if args.interval is not None or args.protocol != MqttVersion.V5:
+            parser.error("--interval and --protocol need --sync cristian")
+        return _serve(_fleet_node(args, clock, keys_from(parser, args)), args)
     cristian_only = [key for key in CRISTIAN_DEFAULTS if getattr(args, key) is not None]
     if cristian_only or args.protocol != MqttVersion.V5:
         parser.error("--interval, --samples, --timeout and --protocol need --sync cristian")
@@ -378,6 +387,18 @@ def _master(
         timeserver=args.timeserver,
         keys=keys_from(parser, args),
         priority=args.priority,
+    )
+
+
+def _fleet_node(args: argparse.Namespace, clock: SoftwareClock, keys: Keys) -> FleetNode:
+    return FleetNode(
+        name=args.name,
+        site=args.site,
+        clock=clock,
+        status_interval_s=args.status_interval,
+        samples=int(args.samples or FLEET_DEFAULTS["samples"]),
+        timeout_s=float(args.timeout or FLEET_DEFAULTS["timeout"]),
+        keys=keys,
     )
 
 

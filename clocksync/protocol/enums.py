@@ -26,9 +26,11 @@ class State(StrEnum):
 
 
 class SyncMode(StrEnum):
-    """How a participant's clock is kept: by Berkeley rounds, by asking a time server, or
-    not at all (a reference clock)."""
+    """How a participant's clock is kept: by Berkeley rounds, polled by the master; by
+    Berkeley rounds, asking the master itself (`fleet`: a node of a large fleet); by asking
+    a time server; or not at all (a reference clock)."""
 
     BERKELEY = "berkeley"
+    FLEET = "fleet"
     CRISTIAN = "cristian"
     REFERENCE = "reference"

@@ -28,6 +28,7 @@ from clocksync.protocol.wire import (
     Name,
     Ppm,
     Seconds,
+    Share,
     Time,
     WireObject,
     listing,
@@ -37,6 +38,9 @@ from clocksync.protocol.wire import (
 # MessageError is re-exported: callers of decode() catch it from here.
 __all__ = [
     "Correction",
+    "FleetReport",
+    "FleetResult",
+    "FleetTick",
     "Leader",
     "MessageError",
     "Poll",
@@ -148,6 +152,53 @@ class RoundSummary(Message):
     participants: Annotated[tuple[RoundEntry, ...], listing(RoundEntry.codec())]
     missing: Annotated[tuple[str, ...], listing(NAME)] = field(default=())
     missing_count: Count = 0
+    fleet_asked: Count = 0
+    fleet_reported: Count = 0
+
+
+@dataclass(frozen=True)
+class FleetTick(Message):
+    """Leader to the whole fleet, one message: round `round` begins.  Each fleet node asks
+    the leader's time once (or `samples` times) at a moment it draws within `window_s`, and
+    reports its offset with probability `report_share`, so that the leader hears enough
+    clocks for the average however large the fleet."""
+
+    kind: ClassVar[str] = "fleet-tick"
+    sealed: ClassVar[bool] = True
+    master: Name
+    epoch: Count
+    round: Count
+    window_s: Seconds
+    report_share: Share
+
+
+@dataclass(frozen=True)
+class FleetReport(Message):
+    """Fleet node to leader: its offset (its clock minus the leader's, at the exchange)
+    and that exchange's delay, for the round's average."""
+
+    kind: ClassVar[str] = "fleet-report"
+    sealed: ClassVar[bool] = True
+    subject: ClassVar[str] = "node"
+    node: Name
+    epoch: Count
+    round: Count
+    offset_s: Seconds
+    delay_s: Seconds
+
+
+@dataclass(frozen=True)
+class FleetResult(Message):
+    """Leader to the whole fleet, one message: the round's average offset from the
+    leader's clock.  A fleet node adds it to the offset it measured to the leader (the
+    server's clock minus its own): the same correction the leader would have sent it."""
+
+    kind: ClassVar[str] = "fleet-result"
+    sealed: ClassVar[bool] = True
+    master: Name
+    epoch: Count
+    round: Count
+    average_s: Seconds
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,18 @@
     clocksync/<site>/berkeley/correction/<name>    master -> one node
     clocksync/<site>/berkeley/round                retained summary of the latest round
     clocksync/<site>/berkeley/leader               retained: who leads, and its term
+    clocksync/<site>/berkeley/fleet/tick           leader -> every fleet node: a round begins
+    clocksync/<site>/berkeley/fleet/ask/<master>/<name>
+                                                   fleet node -> that master: the time?
+    clocksync/<site>/berkeley/fleet/answer/<name>  master -> one fleet node
+    clocksync/<site>/berkeley/fleet/report/<name>  fleet node -> leader: its offset
+    clocksync/<site>/berkeley/fleet/result         leader -> every fleet node: the average
     clocksync/<site>/cristian/request              client -> time server (one of them:
                                                    they share `$share/clocksync-timeservers/`)
     clocksync/<site>/cristian/reply/<name>         time server -> one client
 
-A node publishes only below its own name, so a broker ACL can bind each name to one
-account and no node can answer, or correct, for another.
+A node publishes only below its own name (a fleet node's ask ends with it), so a broker
+ACL can bind each name to one account and no node can answer, or correct, for another.
 """
 
 import re
@@ -79,6 +85,32 @@ class Topics:
         return f"{self.prefix}/berkeley/leader"
 
     @property
+    def fleet_tick(self) -> str:
+        return f"{self.prefix}/berkeley/fleet/tick"
+
+    def fleet_ask(self, master: str, name: str) -> str:
+        """A fleet node's time request, to one master only: standby masters, which share
+        no part of a round, are spared the fleet's traffic."""
+        return f"{self.prefix}/berkeley/fleet/ask/{master}/{name}"
+
+    def fleet_asks_to(self, master: str) -> str:
+        return f"{self.prefix}/berkeley/fleet/ask/{master}/+"
+
+    def fleet_answer(self, name: str) -> str:
+        return f"{self.prefix}/berkeley/fleet/answer/{name}"
+
+    def fleet_report(self, name: str) -> str:
+        return f"{self.prefix}/berkeley/fleet/report/{name}"
+
+    @property
+    def all_fleet_reports(self) -> str:
+        return f"{self.prefix}/berkeley/fleet/report/+"
+
+    @property
+    def fleet_result(self) -> str:
+        return f"{self.prefix}/berkeley/fleet/result"
+
+    @property
     def cristian_request(self) -> str:
         return f"{self.prefix}/cristian/request"
 
@@ -96,4 +128,6 @@ class Topics:
         levels = topic.split("/")
         if topic.endswith("/status") and len(levels) == 5:
             return levels[3]
+        if levels[2:4] == ["berkeley", "fleet"]:
+            return levels[-1] if len(levels) in (6, 7) else None
         return levels[-1] if len(levels) == 5 else None

@@ -94,6 +94,13 @@ def _ppm(value: object, where: str) -> float:
     return rate
 
 
+def _share(value: object, where: str) -> float:
+    share = _seconds(value, where)
+    if not 0 <= share <= 1:
+        raise MessageError(f"{where} must be between 0 and 1")
+    return share
+
+
 def _frequency(value: object, where: str) -> float:
     frequency = _seconds(value, where)
     if abs(frequency) > MAX_PPM:
@@ -158,6 +165,7 @@ Seconds = Annotated[float, SECONDS]
 MaybeSeconds = Annotated[float | None, optional(SECONDS)]
 Flag = Annotated[bool, Codec(_flag)]
 Ppm = Annotated[float, Codec(_ppm)]
+Share = Annotated[float, Codec(_share)]
 MaybeFrequency = Annotated[float | None, optional(Codec(_frequency))]
 TIME = Codec(_time, format_ns)
 Time = Annotated[int, TIME]

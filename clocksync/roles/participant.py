@@ -83,6 +83,8 @@ class Participant(ABC):
 
     kind: ClassVar[RoleKind]
     sync: ClassVar[SyncMode]
+    status_after_correction: ClassVar[bool] = True
+    """Publish a status as soon as a correction's slew is done, not only every interval."""
 
     def __init__(
         self,
@@ -233,7 +235,8 @@ class Participant(ABC):
         self._bound_mono = clock.monotonic_ns()
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
-        self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
+        if self.status_after_correction:
+            self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
         return True
 
     def error_bound_s(self, mono: int | None = None) -> float | None:

@@ -18,8 +18,10 @@ from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeServer
 from clocksync.nodes.berkeley import BerkeleyNode
 from clocksync.nodes.cristian import CristianNode
+from clocksync.nodes.fleet import FleetNode
 from clocksync.protocol.envelope import Action, Inbound
 from clocksync.protocol.messages import MessageError, RoundSummary
+from clocksync.protocol.signing import NO_KEYS, Keys
 from clocksync.protocol.topics import Topics
 from clocksync.roles.role import PassiveRole
 from clocksync.sim.delays import Delay, Path
@@ -143,6 +145,37 @@ def kitchen(
     for a in (master, *others):
         world.add(a, master_path or path, wakeup=wakeup, connect_at_s=1.0)
     return Kitchen(world, master, nodes, listener, others)
+
+
+def fleet(
+    world: World,
+    path: Path,
+    count: int,
+    *,
+    seed: int = 11,
+    offset_s: float = 5.0,
+    drift_ppm: float = 100.0,
+    wakeup: Delay | None = None,
+    site: str = "manipal-foodie",
+    keys: Keys = NO_KEYS,
+) -> list[FleetNode]:
+    """`count` fleet nodes (`fleet-0`...), each clock off by up to ±`offset_s` and
+    ±`drift_ppm` (seeded), on `path`."""
+    rng = random.Random(seed)
+    nodes = []
+    for index in range(count):
+        node = FleetNode(
+            name=f"fleet-{index}",
+            site=site,
+            clock=world.clock(rng.uniform(-offset_s, offset_s), rng.uniform(-drift_ppm, drift_ppm)),
+            status_interval_s=10.0,
+            rng=random.Random(rng.random()),
+            random_bytes=world.random_bytes,
+            keys=keys,
+        )
+        world.add(node, path, wakeup=wakeup)
+        nodes.append(node)
+    return nodes
 
 
 def cristian_node(

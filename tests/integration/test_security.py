@@ -124,9 +124,11 @@ def test_a_participant_can_publish_only_under_its_own_name(
 def test_signed_berkeley_over_tls_end_to_end_through_a_failover(
     secure: SecureBroker, tmp_path: Path, scheme: Scheme
 ) -> None:
-    """The masters seal their polls, corrections and leader records and take only sealed
-    replies; each line seals its replies and takes only the masters' polls and corrections.
-    When the leader dies, its standby leads, within what the ACL allows it."""
+    """The masters seal their polls, corrections, fleet ticks, results and answers and leader
+    records, and take only sealed replies and reports; KMC, polled, seals its replies and
+    takes only the masters' polls and corrections; MIT, a fleet node, seals its reports and
+    takes only the masters' ticks, answers and results.  When the leader dies, its standby
+    leads, within what the ACL allows it."""
     names = ("lab", "lab-2", "KMC", "MIT")
     for name in names:
         assert run_cli("keygen", "--out", str(tmp_path / name)).returncode == 0
@@ -137,10 +139,10 @@ def test_signed_berkeley_over_tls_end_to_end_through_a_failover(
     def trusting(*peers: str) -> list[str]:
         return [arg for peer in peers for arg in ("--trust-key", str(tmp_path / f"{peer}.pub"))]
 
-    for name, offset in (("KMC", 0.07), ("MIT", -0.04)):
+    for name, offset, sync in (("KMC", 0.07, "berkeley"), ("MIT", -0.04, "fleet")):
         fleet.broker = secure.url(name, scheme)
         fleet.start(
-            "node", ClockSpec(name, offset), *tls,
+            "node", ClockSpec(name, offset), "--sync", sync, *tls,
             "--signing-key", str(tmp_path / f"{name}.key"), *trusting("lab", "lab-2"),
             password=secure.password(name),
         )  # fmt: skip
@@ -171,14 +173,18 @@ def test_signed_berkeley_over_tls_end_to_end_through_a_failover(
 def assert_leads_within_a_millisecond(
     watcher: Observer, leader: str, names: tuple[str, ...]
 ) -> None:
-    """`leader` leads four rounds, the last of them answered by all of `names`, whose
-    clocks are then within 1 ms of the leader's."""
+    """`leader` leads four rounds, the last of them answered by all of `names` (MIT as a
+    fleet node, by its report), whose clocks are then within 1 ms of the leader's."""
     assert watcher.wait_for(
         lambda: sum(summary.master == leader for summary in watcher.rounds) >= 4,
         ROUND_TIMEOUT_S,
     ), f"{leader} did not lead four rounds"
+    polled = set(names) - {"MIT"}
     assert watcher.wait_for(
-        lambda: {row.name for row in watcher.rounds[-1].participants} == set(names),
+        lambda: (
+            {row.name for row in watcher.rounds[-1].participants} == polled
+            and watcher.rounds[-1].fleet_reported == 1
+        ),
         ROUND_TIMEOUT_S,
     ), f"not all of {names} answered {leader}"
     watcher.pump(0.3)

@@ -1,0 +1,213 @@
+"""A Berkeley node of a large fleet: it measures itself against the leader, so the leader's
+work per node is one answer a round, not a poll exchange per sample.
+
+Polling costs the leader several exchanges per node a round; with thousands of nodes that
+is seconds of CPU.  So a fleet round goes (clocksync.master.fleet for the leader's side):
+
+1. the leader publishes one tick for the whole fleet (round, term, window, report share);
+2. each fleet node, at a moment it draws at random within the window (so that the fleet
+   does not ask at once), makes `samples` Cristian exchanges with the leader on its own
+   ask topic and keeps the lowest-delay one: offset θ = leader − node, within its bound;
+3. with the tick's report share as its chance, it reports −θ (its offset from the leader)
+   and the delay, so that the leader hears a bounded sample of the fleet however large;
+4. the leader averages its own clock, its polled nodes and the reports (fault-tolerant, as
+   any round) and publishes one result, the average A, for the whole fleet;
+5. each fleet node adds A + θ to its clock as it was when the answer arrived: exactly the
+   correction the leader would have sent it (A − its offset), slewed like any correction.
+
+What it accepts: ticks and results from the leader it follows (clocksync.nodes.leadership),
+for rounds after the last one corrected; answers only to its own outstanding requests (the
+Asker's correlation and echo checks); a result only for a round it measured.
+"""
+
+import logging
+import random
+import secrets
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.core.sample import Sample
+from clocksync.nodes.asker import Asker, Burst
+from clocksync.nodes.leadership import Followed, LeaderWatch
+from clocksync.protocol.enums import RoleKind, SyncMode
+from clocksync.protocol.envelope import Inbound, Publish
+from clocksync.protocol.messages import FleetReport, FleetResult, FleetTick, Leader
+from clocksync.protocol.signing import NO_KEYS, Keys
+from clocksync.roles.participant import IDLE_NS, Measured, Participant
+
+log = logging.getLogger(__name__)
+
+OPEN_ROUNDS = 4
+"""Measured rounds kept awaiting their result at most."""
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """A round's measurement to make: at `at` (monotonic), to `master`, reporting or not."""
+
+    master: str
+    epoch: int
+    round: int
+    at: int
+    report: bool
+
+
+class FleetNode(Participant):
+    """One clock of a large fleet (a kiosk, a controller among thousands)."""
+
+    kind = RoleKind.NODE
+    sync = SyncMode.FLEET
+    status_after_correction = False
+    """Thousands of statuses right after every round would cost the leader more than the
+    round itself; the truth signal comes with each status interval instead."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        site: str,
+        clock: SoftwareClock,
+        status_interval_s: float,
+        samples: int = 1,
+        timeout_s: float = 0.5,
+        keys: Keys = NO_KEYS,
+        rng: random.Random | None = None,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        """`rng` draws the moment to ask and whether to report (seeded in the simulator);
+        `random_bytes` makes the requests' correlation data, which must be unguessable."""
+        super().__init__(
+            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys
+        )
+        self.watch = LeaderWatch(name, clock)
+        self.asker = Asker(
+            clock,
+            self.topics,
+            name,
+            timeout_s=timeout_s,
+            random_bytes=random_bytes,
+            trusted=keys.trusted,
+            reply_topic=self.topics.fleet_answer(name),
+        )
+        self.samples = samples
+        self.corrected = 0
+        self._rng = rng or random.Random()
+        self._due: _Ask | None = None
+        self._asking: _Ask | None = None
+        self._burst: Burst | None = None
+        self._measured: dict[int, tuple[_Ask, Sample]] = {}
+        self._corrected_through = 0
+
+    def subscriptions(self) -> list[str]:
+        topics = self.topics
+        return [topics.fleet_tick, self.asker.reply_topic, topics.fleet_result, topics.leader]
+
+    def leader_name(self) -> str | None:
+        leader = self.watch.leader
+        return None if leader is None else leader[0]
+
+    def handle(self, message: Inbound) -> list[Publish]:
+        topics, topic = self.topics, message.topic
+        if topic == topics.fleet_tick:
+            self._tick(message)
+        elif topic == self.asker.reply_topic:
+            return self._answer(message)
+        elif topic == topics.fleet_result:
+            self._result(message)
+        elif topic == topics.leader and message.payload:
+            record = self.receive(message, Leader)
+            if record is not None:
+                self._follow(record.leader, record.epoch, message.received_mono)
+        return []
+
+    def sent(self, tag: Hashable, mono: int | None) -> None:
+        self.asker.sent(tag, mono)
+
+    def tick(self, mono: int) -> tuple[list[Publish], int]:
+        sends: list[Publish] = []
+        due = self._due
+        if self._burst is None and due is not None and mono >= due.at:
+            self._due = None
+            self._asking = due
+            self.asker.request_topic = self.topics.fleet_ask(due.master, self.name)
+            self._burst = Burst(self.asker, self.samples)
+        burst = self._burst
+        if burst is not None:
+            sends = burst.step()
+            if burst.done:
+                sends += self._measure(burst)
+        if self._burst is not None:
+            deadline = self._burst.next_deadline()
+            return sends, mono + self.asker.timeout_ns if deadline is None else deadline + 1
+        return sends, mono + IDLE_NS if self._due is None else self._due.at
+
+    def _follow(self, master: str, term: int, mono: int) -> bool:
+        followed = self.watch.follow(master, term, mono)
+        if followed is Followed.SWITCHED:
+            self._measured.clear()
+            self._corrected_through = 0
+        return followed is not Followed.REFUSED
+
+    def _tick(self, message: Inbound) -> None:
+        tick = self.receive(message, FleetTick)
+        if tick is None or not self._follow(tick.master, tick.epoch, message.received_mono):
+            return
+        if tick.round <= self._corrected_through:
+            return
+        delay_ns = round(self._rng.uniform(0, tick.window_s) * NS_PER_S)
+        report = self._rng.random() < tick.report_share
+        self._due = _Ask(
+            tick.master, tick.epoch, tick.round, message.received_mono + delay_ns, report
+        )
+        self.work_now()
+
+    def _answer(self, message: Inbound) -> list[Publish]:
+        burst = self._burst
+        if burst is None:
+            log.warning("dropped a time answer on %s: no request is outstanding", message.topic)
+            return []
+        sends = burst.take(message)
+        if burst.done:
+            sends += self._measure(burst)
+        self.work_now()
+        return sends
+
+    def _measure(self, burst: Burst) -> list[Publish]:
+        """Keep the round's best exchange for its result; report it if drawn to."""
+        self._burst = None
+        asking, self._asking = self._asking, None
+        best = burst.best()
+        if asking is None or best is None:
+            log.info("%s: no answer from the leader this round", self.name)
+            return []
+        self._measured[asking.round] = (asking, best)
+        while len(self._measured) > OPEN_ROUNDS:
+            del self._measured[min(self._measured)]
+        if not asking.report:
+            return []
+        report = FleetReport(self.name, asking.epoch, asking.round, -best.offset_s, best.delay_s)
+        return [Publish(self.topics.fleet_report(self.name), self.seal(report.encode()))]
+
+    def _result(self, message: Inbound) -> None:
+        result = self.receive(message, FleetResult)
+        if result is None or not self._follow(result.master, result.epoch, message.received_mono):
+            return
+        measured = self._measured.get(result.round)
+        if measured is None or result.round <= self._corrected_through:
+            return  # a round this node did not measure (it joined late, say)
+        asking, sample = measured
+        if (asking.master, asking.epoch) != (result.master, result.epoch):
+            return
+        correction = Measured(
+            sample.offset_s + result.average_s,
+            sample.adjusted_ns,
+            sample.arrived_mono,
+            sample.delay_s,
+        )
+        if not self.apply_correction(correction):
+            return
+        self.corrected += 1
+        self._corrected_through = result.round
+        for number in [number for number in self._measured if number <= result.round]:
+            del self._measured[number]

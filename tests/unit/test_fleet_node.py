@@ -1,0 +1,154 @@
+"""The fleet node's decisions, in-process: when and whom it asks, what it reports, which
+results it applies and how far its clock then moves."""
+
+import random
+
+import pytest
+
+from clocksync.core.clock import NS_PER_S
+from clocksync.nodes.fleet import FleetNode
+from clocksync.protocol.envelope import Publish
+from clocksync.protocol.messages import (
+    FleetReport,
+    FleetResult,
+    FleetTick,
+    TimeRequest,
+    TimeResponse,
+)
+from clocksync.protocol.topics import Topics
+from tests.unit.fakes import FakeTime, inbound, publishes
+
+US = 1_000
+MS = 1_000_000
+EPOCH = 1_800_000_000_000
+TOPICS = Topics("kitchen")
+LEADER_AHEAD_S = 0.25
+"""The leader's clock, these tests say, is this far ahead of the node's."""
+
+
+def make_node(time: FakeTime) -> FleetNode:
+    node = FleetNode(
+        name="KMC",
+        site="kitchen",
+        clock=time.clock(),
+        status_interval_s=10.0,
+        rng=random.Random(1),
+        random_bytes=lambda size: b"\x01" * size,
+    )
+    node.on_connect(time.mono)
+    return node
+
+
+def tick(
+    node: FleetNode, time: FakeTime, round_: int, *, share: float = 1.0, **fields: object
+) -> None:
+    message = FleetTick(
+        str(fields.get("master", "lab")), int(str(fields.get("epoch", EPOCH))), round_, 0.2, share
+    )
+    node.on_message(inbound(TOPICS.fleet_tick, message, time.mono))
+
+
+def ask(node: FleetNode, time: FakeTime) -> list[Publish]:
+    """Let the window pass; the node's request is sent and answered 100 µs later with the
+    leader LEADER_AHEAD_S ahead; return what the node publishes after the answer."""
+    time.advance(250 * MS)
+    (request,) = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    assert request.topic == TOPICS.fleet_ask("lab", "KMC")
+    assert request.response_topic == TOPICS.fleet_answer("KMC")
+    node.on_sent(request.tag, time.mono)
+    sent = TimeRequest.decode(request.payload).sent
+    ahead = round(LEADER_AHEAD_S * NS_PER_S)
+    answer = TimeResponse(
+        "lab", "KMC", EPOCH, sent, sent + ahead + 50 * US, 500.0, sent + ahead + 50 * US
+    )
+    time.advance(100 * US)
+    message = inbound(
+        TOPICS.fleet_answer("KMC"), answer, time.mono, correlation=request.correlation
+    )
+    return publishes(node.on_message(message))
+
+
+def result(
+    node: FleetNode, time: FakeTime, round_: int, average_s: float, master: str = "lab"
+) -> None:
+    message = FleetResult(master, EPOCH, round_, average_s)
+    node.on_message(inbound(TOPICS.fleet_result, message, time.mono))
+
+
+def test_a_tick_brings_one_ask_to_the_leader_within_the_window_and_a_report() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    early = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    assert early == [], "it waits for the moment it drew"
+    (report_message,) = ask(node, time)
+    assert report_message.topic == TOPICS.fleet_report("KMC")
+    report = FleetReport.decode(report_message.payload)
+    assert (report.node, report.epoch, report.round) == ("KMC", EPOCH, 1)
+    assert report.offset_s == pytest.approx(-LEADER_AHEAD_S, abs=1e-6)
+    assert report.delay_s == pytest.approx(100e-6, abs=1e-6)
+
+
+def test_with_no_share_a_node_measures_but_does_not_report() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1, share=0.0)
+    assert ask(node, time) == []
+
+
+def test_the_result_moves_the_clock_by_the_offset_measured_plus_the_average() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    ask(node, time)
+    before = node.clock.now_ns()
+    result(node, time, 1, 0.010)
+    assert node.corrected == 1
+    moved = (node.clock.now_ns() - before) / NS_PER_S
+    assert moved == pytest.approx(LEADER_AHEAD_S + 0.010, abs=1e-5)  # a first update steps
+
+
+def test_results_not_awaited_move_nothing() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    ask(node, time)
+    before = node.clock.adjusted_ns()
+    result(node, time, 1, 0.5, master="mallory")  # not the leader followed
+    result(node, time, 2, 0.5)  # a round it did not measure
+    assert node.clock.adjusted_ns() == before
+    result(node, time, 1, 0.0)
+    adjusted = node.clock.adjusted_ns()
+    result(node, time, 1, 0.0)  # replayed
+    assert node.clock.adjusted_ns() == adjusted
+    assert node.corrected == 1
+
+
+def test_a_leader_of_a_lower_term_is_not_followed() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    tick(node, time, 2, master="old-lab", epoch=EPOCH - 1)
+    assert node.leader_name() == "lab"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"{", b"[]", b'{"v": 1, "type": "fleet-result", "master": "lab", "epoch": 1, '
+     b'"round": 1, "average_s": NaN}', b"x" * 100_000],
+)  # fmt: skip
+def test_bad_input_on_every_topic_is_dropped(payload: bytes) -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    ask(node, time)
+    before = node.clock.adjusted_ns()
+    for topic in (
+        TOPICS.fleet_tick,
+        TOPICS.fleet_result,
+        TOPICS.fleet_answer("KMC"),
+        TOPICS.leader,
+    ):
+        node.on_message(inbound(topic, payload, time.mono))
+    assert node.clock.adjusted_ns() == before
+    assert node.corrected == 0
