@@ -99,6 +99,11 @@ class FleetNode(Participant):
         self._measured: dict[int, tuple[_Ask, Sample]] = {}
         self._corrected_through = 0
 
+    @property
+    def corrected_through(self) -> int:
+        """The latest round whose result this node applied (0: none yet)."""
+        return self._corrected_through
+
     def subscriptions(self) -> list[str]:
         topics = self.topics
         return [topics.fleet_tick, self.asker.reply_topic, topics.fleet_result, topics.leader]

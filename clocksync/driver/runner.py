@@ -118,6 +118,11 @@ class Driver:
         self._busy_poll_ns = round(busy_poll_s * NS_PER_S)
         self._wake_at = 0
 
+    @property
+    def wake_at(self) -> int:
+        """When the role wants its timer next (monotonic ns)."""
+        return self._wake_at
+
     def run(self, stop: StopFlag) -> int:
         """Serve until `stop` is requested, then say goodbye and disconnect."""
         log.info("%s starting against %s", self.role.name, self.link.broker)

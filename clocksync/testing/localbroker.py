@@ -145,6 +145,11 @@ class LocalMosquitto:
         self.stop()
         raise BrokerUnavailableError(f"mosquitto did not start on port {self.port}: {output}")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs, for a benchmark that counts its CPU."""
+        return None if self._process is None else self._process.pid
+
     def kill(self) -> None:
         """End the broker as a crash would (SIGKILL): no goodbye to any client."""
         if self._process is not None:

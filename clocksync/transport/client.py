@@ -113,6 +113,7 @@ class ClocksyncClient(mqtt.Client):
     _tls: bool
     _unread: bytes = b""
     _unread_at: int = 0
+    _drained: bool = True
 
     @classmethod
     def create(
@@ -230,6 +231,7 @@ class ClocksyncClient(mqtt.Client):
         data, ancillary, _, _ = sock.recvmsg(_READ_CHUNK, _ANCILLARY_SIZE)
         self.last_arrival_ns = arrival_of(ancillary)
         self._unread, self._unread_at = data, 0
+        self._drained = len(data) < _READ_CHUNK
 
     def _sock_pending(self) -> int:
         """Decrypted bytes the TLS layer holds: they came with the arrival already noted."""
@@ -390,6 +392,20 @@ class ClocksyncClient(mqtt.Client):
     def drop_unread(self) -> None:
         """Forget what was read from a previous connection's socket."""
         self._unread, self._unread_at = b"", 0
+
+    @property
+    def more_waiting(self) -> bool | None:
+        """Whether more has arrived than was handled: on plain TCP, known without a system
+        call (what was read and not parsed, or a read that filled the buffer whole); None
+        under TLS or WebSockets, whose libraries buffer on their own."""
+        if type(self._sock) is not socket.socket:
+            return None
+        return self.buffered or not self._drained
+
+    @property
+    def tls_pending(self) -> bool:
+        """Whether the TLS layer holds decrypted bytes not yet read."""
+        return self._tls and self._sock_pending() > 0
 
     @property
     def buffered(self) -> bool:

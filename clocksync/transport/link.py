@@ -117,6 +117,12 @@ class MqttLink:
         """Connected, acknowledged and subscribed."""
         return self._ready
 
+    def fileno(self) -> int | None:
+        """The connection's socket, for an owner waiting on many links at once; None while
+        there is none."""
+        sock = self._client.socket() if self._socket_open else None
+        return None if sock is None else sock.fileno()
+
     @property
     def counters(self) -> LinkCounters:
         return self._client.counters
@@ -132,11 +138,11 @@ class MqttLink:
             else:
                 self._attempt_connect()
             return self._take_events()
-        result = self._client.loop(timeout_s)
+        result = self._service(timeout_s)
         while (
             result == MQTTErrorCode.MQTT_ERR_SUCCESS
             and len(self._client.inbox) < MAX_BATCH
-            and self._readable()
+            and self._more_waiting()
         ):
             result = self._client.loop_read()
         failed = result != MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -238,13 +244,14 @@ class MqttLink:
                 self._socket_open
                 and not all(info.is_published() for info in pending)
                 and time.monotonic() < deadline
+                and self._service(0.05) == MQTTErrorCode.MQTT_ERR_SUCCESS
             ):
-                self._client.loop(0.05)
+                pass
         was_open = self._socket_open
         self._socket_open = self._ready = False
         if was_open:
             self._client.disconnect()
-            self._client.loop(0.05)
+            self._service(0.0)
         self._client.release()
 
     def _take_events(self) -> list[LinkEvent]:
@@ -383,9 +390,39 @@ class MqttLink:
         if topic is not None and reason_code.is_failure:
             log.warning("the broker denied a publish on %s: %s", topic, reason_code)
 
-    def _readable(self) -> bool:
-        """Whether more has arrived."""
-        if self._client.buffered:
+    def _service(self, timeout_s: float) -> MQTTErrorCode:
+        """Wait up to `timeout_s` for the socket, then read, write and keep alive as paho's
+        loop() would.  paho's loop() waits in select(), which fails on a descriptor past
+        1,024 (a process holding thousands of links has them) and keeps a socket pair per
+        client for waking its thread; this waits in poll() and needs neither."""
+        if timeout_s > 0:
+            self._wait(timeout_s)
+        client = self._client
+        result = client.loop_read()
+        if result == MQTTErrorCode.MQTT_ERR_SUCCESS and client.want_write():
+            result = client.loop_write()
+        if result == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            result = client.loop_misc()
+        return result
+
+    def _more_waiting(self) -> bool:
+        """Whether more has arrived.  A packet that arrives after this says no is read at
+        the next poll with its kernel timestamp, so its delay does not grow meanwhile."""
+        known = self._client.more_waiting
+        return self._wait(0.0, writing=False) if known is None else known
+
+    def _wait(self, timeout_s: float, *, writing: bool = True) -> bool:
+        """Wait up to `timeout_s` until the socket can be read (or, `writing`, written, if
+        something waits to be); say whether it can.  Bytes already read, or decrypted, need
+        no wait."""
+        if self._client.buffered or self._client.tls_pending:
             return True
-        sock = self._client.socket()
-        return sock is not None and bool(select.select([sock], [], [], 0)[0])
+        fd = self.fileno()
+        if fd is None:
+            return False
+        events = select.POLLIN
+        if writing and self._client.want_write():
+            events |= select.POLLOUT
+        poller = select.poll()
+        poller.register(fd, events)
+        return bool(poller.poll(round(timeout_s * 1000)))
