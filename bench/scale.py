@@ -20,13 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fleet import SITE, cpu_seconds, true_errors
 
 from clocksync.protocol.envelope import Inbound
-from clocksync.protocol.messages import FleetResult, FleetTick, RoundSummary
+from clocksync.protocol.messages import FleetResult, FleetTick, Poll, RoundSummary
 from clocksync.protocol.topics import Topics
 from clocksync.sim.scenarios import LINES, MASTER, percentile
 from clocksync.testing.localbroker import LocalMosquitto
@@ -41,32 +42,40 @@ PER_PROCESS = 2500
 
 
 class RoundWatch:
-    """When each round's fleet tick and result arrived here (kernel receive timestamps)."""
+    """When each round's first poll, the fleet's tick and the round's result arrived here
+    (kernel receive timestamps): a round lasts from its first poll to its result; the
+    fleet may ask from its tick, which comes as the round before closes."""
 
     def __init__(self, broker: BrokerUrl) -> None:
         self.topics = Topics(SITE)
+        self.polls: dict[int, int] = {}
         self.ticks: dict[int, int] = {}
         self.results: dict[int, int] = {}
         self.link = MqttLink(
             broker,
             "clocksync-bench-roundwatch",
-            subscriptions=[self.topics.fleet_tick, self.topics.fleet_result],
+            subscriptions=[
+                self.topics.fleet_tick,
+                self.topics.fleet_result,
+                self.topics.poll(LINES[0]),
+            ],
         )
 
     def poll(self) -> None:
         for event in self.link.poll(0.0):
             if not isinstance(event, Inbound):
                 continue
+            at = event.received_mono
             if event.topic == self.topics.fleet_tick:
-                self.ticks[FleetTick.decode(event.payload).round] = event.received_mono
+                self.ticks[FleetTick.decode(event.payload).round] = at
+            elif event.topic == self.topics.fleet_result:
+                self.results[FleetResult.decode(event.payload).round] = at
             else:
-                self.results[FleetResult.decode(event.payload).round] = event.received_mono
+                self.polls.setdefault(Poll.decode(event.payload).round, at)
 
-    def wall_s(self, rounds: Sequence[int]) -> list[float]:
+    def spans_s(self, starts: dict[int, int], rounds: Sequence[int]) -> list[float]:
         return [
-            (self.results[r] - self.ticks[r]) / 1e9
-            for r in rounds
-            if r in self.ticks and r in self.results
+            (self.results[r] - starts[r]) / 1e9 for r in rounds if r in starts and r in self.results
         ]
 
 
@@ -77,9 +86,11 @@ def pump(observer: Observer, watch: RoundWatch, seconds: float) -> None:
         watch.poll()
 
 
-def wait(observer: Observer, watch: RoundWatch, condition: object, timeout_s: float) -> None:
+def wait(
+    observer: Observer, watch: RoundWatch, condition: Callable[[], bool], timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError("timed out")
         pump(observer, watch, 0.2)
@@ -113,47 +124,61 @@ def swarm(
     return processes
 
 
-def main() -> None:
+@dataclass
+class Outcome:
+    """What a run saw: the rounds measured, the truth since they began, CPU per process
+    (master, broker, then the swarm's), how many fleet nodes applied each round's result."""
+
+    observer: Observer
+    watch: RoundWatch
+    rounds: list[RoundSummary]
+    since_host_time: int
+    cpu_s: list[float]
+    corrected: dict[int, int]
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--interval", type=float, default=4.0)
-    parser.add_argument("--reply-timeout", type=float, default=1.6)
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--reply-timeout", type=float, default=1.5)
     parser.add_argument("--procs", type=int, default=0, help="swarm processes (default: a 2,500)")
-    parser.add_argument("--fleet-status-interval", type=float, default=10.0)
+    parser.add_argument("--fleet-status-interval", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--gather", type=float, default=0.002, help="the master's --gather")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the broker inherits it
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> Outcome:
+    """The site on a broker of its own: lines and swarm first, then the master; measure
+    `args.rounds` rounds after `args.warmup`."""
     rng = random.Random(args.seed)
     with (
         LocalMosquitto(config=LARGE_FLEET_CONF.read_text()) as broker,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        url = broker.url
-        observer = Observer(url, SITE, keep_history=True)
-        watch = RoundWatch(url)
+        observer = Observer(broker.url, SITE, keep_history=True)
+        watch = RoundWatch(broker.url)
         assert observer.link.wait_until_ready(10)
         assert watch.link.wait_until_ready(10)
         processes: list[subprocess.Popen[bytes]] = []
-        swarms = swarm(args, url, Path(tmp))
+        swarms = swarm(args, broker.url, Path(tmp))
         try:
-            lines = ["--status-interval", "0.1"]
             for line in LINES:
                 clock = ClockSpec(line, rng.uniform(-1, 1), rng.uniform(-100, 100))
-                processes.append(start("node", clock, url, lines))
+                processes.append(start("node", clock, broker.url, ["--status-interval", "0.5"]))
             everyone = {*LINES, *(f"swarm-{i}" for i in range(args.nodes))}
-            wait(
-                observer, watch, lambda: everyone <= set(observer.statuses), 120 + args.nodes / 200
-            )
+            connecting_s = 120 + args.nodes / 200
+            wait(observer, watch, lambda: everyone <= set(observer.statuses), connecting_s)
             master = start(
                 "master",
                 ClockSpec(MASTER, rng.uniform(-1, 1), rng.uniform(-100, 100)),
-                url,
+                broker.url,
                 ["--interval", str(args.interval), "--reply-timeout", str(args.reply_timeout),
-                 "--status-interval", "0.1"],
+                 "--status-interval", "0.5", "--gather", str(args.gather)],
             )  # fmt: skip
             processes.append(master)
             timeout = 60 + args.interval * (args.warmup + 2)
@@ -163,58 +188,68 @@ def main() -> None:
             pids = [master.pid, broker.pid or 0, *(p.pid for p, _ in swarms)]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             last = first + args.rounds - 1
-            wait(
-                observer,
-                watch,
-                lambda: observer.rounds[-1].round >= last,
-                60 + args.interval * (args.rounds + 2),
-            )
+            timeout = 60 + args.interval * (args.rounds + 2)
+            wait(observer, watch, lambda: observer.rounds[-1].round >= last, timeout)
             cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
             pump(observer, watch, 0.5)
         finally:
             stop_processes([p for p, _ in swarms] + processes)
-        corrected: dict[str, int] = {}
+            observer.close()
+        corrected: dict[int, int] = {}
         for _, result in swarms:
             for round_, count in json.loads(result.read_text())["corrected"].items():
-                corrected[round_] = corrected.get(round_, 0) + count
-        observer.close()
-    measured: list[RoundSummary] = [s for s in observer.rounds if first <= s.round <= last]
-    rounds = [s.round for s in measured]
+                corrected[int(round_)] = corrected.get(int(round_), 0) + count
+    measured = [summary for summary in observer.rounds if first <= summary.round <= last]
+    return Outcome(observer, watch, measured, since, cpu, corrected)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99), "max": max(values)}
+
+
+def median(values: list[float]) -> float | None:
+    return percentile(values, 0.5) if values else None
+
+
+def report(args: argparse.Namespace, outcome: Outcome) -> dict[str, object]:
+    rounds = [summary.round for summary in outcome.rounds]
+    count = max(1, len(rounds))
     nodes = max(1, args.nodes)
     swarm_names = [f"swarm-{i}" for i in range(args.nodes)]
-    line_errors = [e * 1e6 for e in true_errors(observer, LINES, since)]
-    fleet_errors = [e * 1e6 for e in true_errors(observer, swarm_names, since)]
-    walls = watch.wall_s(rounds)
-    answered = [s.fleet_asked / nodes for s in measured]
-    applied = [corrected.get(str(r), 0) / nodes for r in rounds]
-
-    def spread(values: list[float]) -> dict[str, float]:
-        if not values:
-            return {}
-        return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99), "max": max(values)}
-
-    report = {
+    observer, watch, since = outcome.observer, outcome.watch, outcome.since_host_time
+    answered = [summary.fleet_asked / nodes for summary in outcome.rounds]
+    applied = [outcome.corrected.get(r, 0) / nodes for r in rounds]
+    return {
         "nodes": args.nodes,
-        "rounds": len(measured),
+        "rounds": len(rounds),
         "interval_s": args.interval,
         "reply_timeout_s": args.reply_timeout,
-        "swarm_processes": len(swarms),
-        "round_wall_s_p50": percentile(walls, 0.5) if walls else None,
-        "round_wall_s_max": max(walls) if walls else None,
-        "master_cpu_s_per_round": cpu[0] / max(1, len(measured)),
-        "broker_cpu_s_per_round": cpu[1] / max(1, len(measured)),
-        "swarm_cpu_s_per_round": sum(cpu[2:]) / max(1, len(measured)),
+        "swarm_processes": len(outcome.cpu_s) - 2,
+        "round_wall_s_p50": median(watch.spans_s(watch.polls, rounds)),
+        "round_wall_s_max": max(watch.spans_s(watch.polls, rounds), default=None),
+        "fleet_window_s_p50": median(watch.spans_s(watch.ticks, rounds)),
+        "master_cpu_s_per_round": outcome.cpu_s[0] / count,
+        "broker_cpu_s_per_round": outcome.cpu_s[1] / count,
+        "swarm_cpu_s_per_round": sum(outcome.cpu_s[2:]) / count,
         "answered_fraction": min(answered) if args.nodes and answered else None,
         "corrected_fraction": min(applied) if args.nodes and applied else None,
-        "reported_p50": percentile([s.fleet_reported for s in measured], 0.5),
-        "lines_error_us": spread(line_errors),
-        "fleet_error_us": spread(fleet_errors),
-        "fleet_error_samples": len(fleet_errors),
+        "reported_p50": median([float(s.fleet_reported) for s in outcome.rounds]),
+        "lines_error_us": spread([e * 1e6 for e in true_errors(observer, LINES, since)]),
+        "fleet_error_us": spread([e * 1e6 for e in true_errors(observer, swarm_names, since)]),
     }
+
+
+def main() -> None:
+    args = arguments()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the broker inherits it
+    figures = report(args, run(args))
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(figures))
     else:
-        for key, value in report.items():
+        for key, value in figures.items():
             print(f"{key:24s} {value}")
 
 

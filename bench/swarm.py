@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--status-interval", type=float, default=10.0)
     parser.add_argument("--connect-per-s", type=float, default=1000.0)
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--gather", type=float, default=0.005, metavar="SECONDS")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -64,7 +65,7 @@ def main() -> None:
     drivers = [
         Driver(node, link_for(node, args.broker, client_id(args.site, node.name))) for node in nodes
     ]
-    multiplexer = Multiplexer(drivers, connect_per_s=args.connect_per_s)
+    multiplexer = Multiplexer(drivers, connect_per_s=args.connect_per_s, gather_s=args.gather)
     stop = StopFlag().install()
     corrected: Counter[int] = Counter()
     seen = [0] * len(nodes)

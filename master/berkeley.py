@@ -30,6 +30,10 @@ from clocksync.roles.participant import Participant
 log = logging.getLogger(__name__)
 
 PARTICIPATING = (RoleKind.NODE, RoleKind.MASTER)
+FLEET_STATUS = b'"sync": "fleet"'
+"""A fleet node's status, as clocksync writes it: it has nothing for a master (fleet nodes
+are neither polled nor candidates) and thousands come a minute, so it is not decoded,
+unless its name is a member still (a node that was polled before)."""
 
 
 class BerkeleyMaster(Participant):
@@ -201,6 +205,8 @@ class BerkeleyMaster(Participant):
         an empty retained status, MQTT's way of deleting one, takes one out) and the
         candidates to lead (masters whose status says online)."""
         name = self.topics.name_in(message.topic)
+        if FLEET_STATUS in message.payload and name not in self.membership:
+            return  # see FLEET_STATUS
         if not message.payload:
             if name is not None and name != self.name:
                 self.membership.forget(name)

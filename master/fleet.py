@@ -32,8 +32,8 @@ class FleetRound:
         self.offsets: dict[str, float] = {}
         """Per reporting node, its offset from the leader."""
 
-    def tick(self, window_s: float) -> FleetTick:
-        return FleetTick(self.master, self.epoch, self.number, window_s, self.share)
+    def tick(self, settle_s: float, window_s: float) -> FleetTick:
+        return FleetTick(self.master, self.epoch, self.number, window_s, self.share, settle_s)
 
     def add_report(self, report: FleetReport) -> str | None:
         """Keep the offset of a report for this round; return why it was refused, or

@@ -10,8 +10,9 @@ with the master's own clock (fault-tolerant, see clocksync.core.selection); send
 that answered its own correction; apply the master's own; publish the round summary.  A
 poll's t1 is its send instant, which the runner reports back.  Every poll, correction and
 summary carries the leader's term (`epoch`).  A round also serves the fleet nodes, which
-measure themselves against the leader (clocksync.master.fleet): a tick opens it for them, and
-the result, the round's average, closes it.
+measure themselves against the leader (clocksync.master.fleet): a tick opens it for them (at
+the end of the round before, so that they may ask all through the interval), and the
+result, the round's average, closes it.
 """
 
 import logging
@@ -73,7 +74,7 @@ class Leading:
             if collector is None:
                 if mono < self._next_round:
                     return actions, self._next_round
-                actions.append(self._start_round(mono))
+                actions += self._start_round(mono)
             elif collector.polls_sent < collector.polls_due:
                 pace_ns = round(self.plan.poll_pace_s(collector.polls_due) * NS_PER_S)
                 next_poll = collector.started_mono + collector.polls_sent * pace_ns
@@ -122,8 +123,9 @@ class Leading:
         if refusal is not None:
             log.warning("dropped a report from %s: %s", report.node, refusal)
 
-    def _start_round(self, mono: int) -> Publish:
-        """Open the next round; return the fleet's tick for it."""
+    def _start_round(self, mono: int) -> list[Publish]:
+        """Open the next round; return the fleet's tick for it, unless the last round's
+        end gave it already."""
         self._last_number += 1
         polling = self._polling = self.membership.plan(self._last_number)
         self._round = RoundCollector(
@@ -140,11 +142,31 @@ class Leading:
             self._next_round = mono + self._interval_ns
         else:
             self._next_round += self._interval_ns
+        if self._fleet is not None and self._fleet.number == self._last_number:
+            return []
+        return [self._open_fleet_round(self._last_number, 0.0, SEND_SHARE * self.plan.timeout_s)]
+
+    def _open_fleet_round(self, number: int, settle_s: float, window_s: float) -> Publish:
+        """Round `number`'s fleet part, from now: its tick."""
         fleet = self._fleet = FleetRound(
-            self.owner.name, self.epoch, self._last_number, report_share(self._fleet_asked_last)
+            self.owner.name, self.epoch, number, report_share(self._fleet_asked_last)
         )
-        tick = fleet.tick(SEND_SHARE * self.plan.timeout_s)
+        tick = fleet.tick(settle_s, window_s)
         return Publish(self.owner.topics.fleet_tick, self.owner.seal(tick.encode()))
+
+    def _next_fleet_round(self) -> Publish:
+        """Open the next round's fleet part now, as this one closes: the fleet then has the
+        whole interval to ask in, not only the polls' share of the round, so that ten
+        thousand asks do not come in one burst.  The fleet asks once this clock has slewed
+        its own correction in (its clock is the same from then until the next round's end),
+        and before the next round's polls are done, so that the reports come in time."""
+        clock = self.owner.clock
+        now = clock.monotonic_ns()
+        settle_s = max(0, (clock.slew_end_mono() or now) - now) / NS_PER_S
+        polls_done = self._next_round + round(SEND_SHARE * self.plan.timeout_s * NS_PER_S)
+        return self._open_fleet_round(
+            self._last_number + 1, settle_s, (polls_done - now) / NS_PER_S
+        )
 
     def _poll(self, collector: RoundCollector) -> Publish:
         node, seq = collector.next_poll()
@@ -195,6 +217,7 @@ class Leading:
                     collector.started_mono,
                 )
             )
+        actions.append(self._next_fleet_round())
         assert self._polling is not None
         closed = self.membership.close(collector.number, self._polling, collector.answered())
         missing = closed.missing

@@ -53,6 +53,9 @@ class Membership:
     def members(self) -> frozenset[str]:
         return frozenset(self._members)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
     def announce(self, name: str, *, serving: bool) -> None:
         """A status says `name` is a Berkeley node online (`serving`) or not."""
         if not serving:

@@ -4,10 +4,13 @@ work per node is one answer a round, not a poll exchange per sample.
 Polling costs the leader several exchanges per node a round; with thousands of nodes that
 is seconds of CPU.  So a fleet round goes (clocksync.master.fleet for the leader's side):
 
-1. the leader publishes one tick for the whole fleet (round, term, window, report share);
+1. the leader publishes one tick for the whole fleet (round, term, window, report share),
+   as the round before closes;
 2. each fleet node, at a moment it draws at random within the window (so that the fleet
-   does not ask at once), makes `samples` Cristian exchanges with the leader on its own
-   ask topic and keeps the lowest-delay one: offset θ = leader − node, within its bound;
+   does not ask at once: the window spans nearly the whole interval, from when the leader
+   has slewed its own last correction in), makes `samples` Cristian exchanges with the
+   leader on its own ask topic and keeps the lowest-delay one: offset θ = leader − node,
+   within its bound;
 3. with the tick's report share as its chance, it reports −θ (its offset from the leader)
    and the delay, so that the leader hears a bounded sample of the fleet however large;
 4. the leader averages its own clock, its polled nodes and the reports (fault-tolerant, as
@@ -160,7 +163,10 @@ class FleetNode(Participant):
             return
         if tick.round <= self._corrected_through:
             return
-        delay_ns = round(self._rng.uniform(0, tick.window_s) * NS_PER_S)
+        window_s = max(0.0, tick.window_s)
+        delay_ns = round(
+            self._rng.uniform(min(max(0.0, tick.settle_s), window_s), window_s) * NS_PER_S
+        )
         report = self._rng.random() < tick.report_share
         self._due = _Ask(
             tick.master, tick.epoch, tick.round, message.received_mono + delay_ns, report

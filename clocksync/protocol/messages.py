@@ -9,8 +9,11 @@ the topic, so that no participant can speak for another.
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 
+from clocksync.protocol.timefmt import format_ns
 from clocksync.protocol.wire import (
     NAME,
+    SEND_TIME_MARKER,
+    VERSION,
     AnyRole,
     AnyState,
     AnySync,
@@ -159,9 +162,9 @@ class RoundSummary(Message):
 @dataclass(frozen=True)
 class FleetTick(Message):
     """Leader to the whole fleet, one message: round `round` begins.  Each fleet node asks
-    the leader's time once (or `samples` times) at a moment it draws within `window_s`, and
-    reports its offset with probability `report_share`, so that the leader hears enough
-    clocks for the average however large the fleet."""
+    the leader's time once (or `samples` times) at a moment it draws between `settle_s` and
+    `window_s` from now, and reports its offset with probability `report_share`, so that
+    the leader hears enough clocks for the average however large the fleet."""
 
     kind: ClassVar[str] = "fleet-tick"
     sealed: ClassVar[bool] = True
@@ -170,6 +173,7 @@ class FleetTick(Message):
     round: Count
     window_s: Seconds
     report_share: Share
+    settle_s: Seconds = 0.0
 
 
 @dataclass(frozen=True)
@@ -286,3 +290,16 @@ class TimeResponse(Message):
     rate_ppm: Ppm
     sent: Time
     correlation: MaybeCorrelation = None
+
+    def encode_for_send_time(self) -> bytes:
+        """The same bytes as the generic encoder writes (a property test checks), by one
+        format: a time server writes thousands a second.  No field needs escaping: names
+        and times are plain by construction, the correlation is hex."""
+        correlation = "null" if self.correlation is None else f'"{self.correlation.hex()}"'
+        return (
+            f'{{"v": {VERSION}, "type": "{self.kind}", "server": "{self.server}", '
+            f'"client": "{self.client}", "epoch": {self.epoch}, '
+            f'"echo": "{format_ns(self.echo)}", "received": "{format_ns(self.received)}", '
+            f'"rate_ppm": {float(self.rate_ppm)!r}, "sent": "{SEND_TIME_MARKER}", '
+            f'"correlation": {correlation}}}'
+        ).encode()

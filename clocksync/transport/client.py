@@ -137,7 +137,9 @@ class ClocksyncClient(mqtt.Client):
     def _sock_send(self, buf: bytes | bytearray) -> int:
         return super()._sock_send(self._finished(buf))
 
-    def _finished(self, buf: bytes | bytearray, mono: int | None = None) -> bytes | bytearray:
+    def _finished(
+        self, buf: bytes | bytearray, mono: int | None = None, at: int | None = None
+    ) -> bytes | bytearray:
         """`buf` as it leaves now (or at `mono`, just before), its send time written in
         (one-step: the send time goes into the packet now, not when it was encoded).  Only
         a whole packet is finished: the rest of one paho wrote in part is resent from
@@ -147,7 +149,8 @@ class ClocksyncClient(mqtt.Client):
         self.last_send_mono = mono
         if self.finish is not None and _MARKER in buf:
             packet = bytes(buf)
-            at = payload_offset(packet, self._mqtt5)
+            if at is None:
+                at = payload_offset(packet, self._mqtt5)
             if at is not None:
                 payload = self.finish(packet[at:], mono)
                 if len(payload) == len(packet) - at:
@@ -165,15 +168,17 @@ class ClocksyncClient(mqtt.Client):
         packet = publish_packet(topic, payload, retain=retain, properties=properties)
         return self._write(self._finished(packet), packet)
 
-    def publish_together(self, packets: list[bytes]) -> None:
-        """Write QoS 0 PUBLISH packets (see clocksync.transport.packets.publish_packet)
-        with one system call per SEND_GROUP, each group's send times written in just
-        before its call: under load, a system call per answer costs a time server more
-        than the answer itself.  Same caller's duty as `publish_now`."""
+    def publish_together(self, packets: list[tuple[bytes, int]]) -> None:
+        """Write QoS 0 PUBLISH packets (see clocksync.transport.packets.publish_packet),
+        each with where its payload starts, with one system call per SEND_GROUP, each
+        group's send times written in just before its call: under load, a system call per
+        answer costs a time server more than the answer itself.  Same caller's duty as
+        `publish_now`."""
         for start in range(0, len(packets), SEND_GROUP):
             group = packets[start : start + SEND_GROUP]
             mono = time.monotonic_ns()
-            self._write(b"".join(self._finished(packet, mono) for packet in group), None)
+            finished = b"".join(self._finished(packet, mono, at) for packet, at in group)
+            self._write(finished, None)
 
     def _write(self, finished: bytes | bytearray, unfinished: bytes | None) -> int | None:
         """Send `finished`; queue what did not leave (`unfinished`, when given and nothing

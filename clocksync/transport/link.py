@@ -101,7 +101,7 @@ class MqttLink:
         self._client.on_subscribe = self._handle_subscribe
         self._client.on_publish = self._handle_acknowledged
         self._confirming: dict[int, str] = {}
-        self._held: list[bytes] | None = None
+        self._held: list[tuple[bytes, int]] | None = None
         self.refusal: Refusal | None = None
         self._awaiting_subacks: set[int] = set()
         self._events: list[LinkEvent] = []
@@ -172,7 +172,8 @@ class MqttLink:
         v5 = self.protocol == MqttVersion.V5
         quick = message.qos == 0 and _plain_topic(message.topic)
         if quick and self._held is not None and message.tag is None:
-            self._held.append(self._packet(message))
+            packet = self._packet(message)
+            self._held.append((packet, len(packet) - len(message.payload)))
             return None
         self.release()
         if quick and self._client.queue_empty:
@@ -214,7 +215,7 @@ class MqttLink:
             self._client.publish_together(held)
         else:
             # Behind a packet paho is still writing: behind it in the queue, in order.
-            for packet in held:
+            for packet, _ in held:
                 self._client.enqueue(packet)
 
     def _properties(self, message: Publish) -> bytes | None:

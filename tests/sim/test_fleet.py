@@ -4,6 +4,7 @@ failover, and against forgeries on a signed site."""
 
 import json
 
+from clocksync.core.clock import NS_PER_S
 from clocksync.master.berkeley import BerkeleyMaster
 from clocksync.master.fleet import REPORTS_WANTED
 from clocksync.master.rounds import RoundPlan
@@ -130,3 +131,34 @@ def test_fleet_rounds_are_the_same_for_the_same_seed() -> None:
         return [node.clock.reading_at(world.now) for node in nodes]
 
     assert run() == run()
+
+
+def test_the_fleet_asks_all_through_the_interval_not_in_one_burst() -> None:
+    world = World(9)
+    plan = RoundPlan(interval_s=4.0, reply_timeout_s=1.0)
+    kitchen(world, QUIET, wakeup=WAKEUP, plan=plan)
+    fleet(world, QUIET, 200, wakeup=WAKEUP)
+    spy = AskSpy(world)
+    world.add(spy)
+    world.run(30)
+    phases = [at % (4 * NS_PER_S) / NS_PER_S for at in spy.asks if at > 15 * NS_PER_S]
+    assert len(phases) > 500
+    quarters = [sum(q / 4 <= p % 4 / 4 < (q + 1) / 4 for p in phases) for q in range(4)]
+    assert all(count > len(phases) / 8 for count in quarters), quarters
+
+
+class AskSpy(PassiveRole):
+    """When each fleet ask reached the broker's other side."""
+
+    def __init__(self, world: World) -> None:
+        self.name = "spy"
+        self.clock = world.clock()
+        self.world = world
+        self.asks: list[int] = []
+
+    def subscriptions(self) -> list[str]:
+        return [f"{TOPICS.prefix}/berkeley/fleet/ask/+/+"]
+
+    def on_message(self, message: Inbound) -> list[Action]:
+        self.asks.append(self.world.now)
+        return []

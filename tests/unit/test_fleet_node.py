@@ -152,3 +152,14 @@ def test_bad_input_on_every_topic_is_dropped(payload: bytes) -> None:
         node.on_message(inbound(topic, payload, time.mono))
     assert node.clock.adjusted_ns() == before
     assert node.corrected == 0
+
+
+def test_a_node_asks_no_sooner_than_the_tick_says_the_leader_has_settled() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    message = FleetTick("lab", EPOCH, 1, 0.2, 1.0, settle_s=0.15)
+    node.on_message(inbound(TOPICS.fleet_tick, message, time.mono))
+    time.advance(149 * MS)
+    assert not [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    time.advance(51 * MS)
+    assert [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]

@@ -27,12 +27,7 @@ def test_one_report_per_node_is_kept_and_no_more_than_the_limit() -> None:
 
 def test_the_tick_and_the_result_name_the_round_and_term() -> None:
     fleet = FleetRound("lab", EPOCH, 3, 0.25)
-    tick = fleet.tick(0.4)
-    assert (tick.master, tick.epoch, tick.round, tick.window_s, tick.report_share) == (
-        "lab",
-        EPOCH,
-        3,
-        0.4,
-        0.25,
-    )
+    tick = fleet.tick(0.05, 0.4)
+    fields = (tick.master, tick.epoch, tick.round, tick.settle_s, tick.window_s, tick.report_share)
+    assert fields == ("lab", EPOCH, 3, 0.05, 0.4, 0.25)
     assert fleet.result(-2e-5).average_s == -2e-5

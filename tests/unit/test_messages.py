@@ -4,6 +4,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clocksync.protocol import wire
 from clocksync.protocol.enums import RoleKind, State, SyncMode
@@ -19,7 +21,7 @@ from clocksync.protocol.messages import (
     TimeRequest,
     TimeResponse,
 )
-from clocksync.protocol.wire import MAX_PAYLOAD, SEND_TIME_MARKER
+from clocksync.protocol.wire import MAX_PAYLOAD, SEND_TIME_MARKER, Message
 
 NOW = 1_795_863_247_311_000_001
 
@@ -245,3 +247,32 @@ def test_bad_rate_bounds_are_refused(rate: object) -> None:
     data["rate_ppm"] = rate
     with pytest.raises(MessageError):
         TimeResponse.decode(json.dumps(data).encode())
+
+
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
+times = st.integers(min_value=0, max_value=253_402_300_799_999_999_999)
+
+
+@given(
+    server=names,
+    client=names,
+    epoch=st.integers(min_value=0, max_value=2**63 - 1),
+    echo=times,
+    received=times,
+    rate=st.floats(min_value=0, max_value=1e6),
+    correlation=st.one_of(st.none(), st.binary(min_size=1, max_size=64)),
+)
+def test_a_time_answer_is_written_as_the_generic_encoder_writes_it(
+    *,
+    server: str, client: str, epoch: int, echo: int, received: int, rate: float,
+    correlation: bytes | None,
+) -> None:  # fmt: skip
+    response = TimeResponse(server, client, epoch, echo, received, rate, 0, correlation)
+    assert response.encode_for_send_time() == Message.encode_for_send_time(response)
+
+
+def test_a_decoded_message_equals_the_one_constructed() -> None:
+    status = Status("KMC", RoleKind.NODE, State.ONLINE, SyncMode.FLEET, host_offset_s=1e-5)
+    decoded = Status.decode(status.encode())
+    assert decoded == status
+    assert hash(decoded) == hash(status)
