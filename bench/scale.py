@@ -27,7 +27,7 @@ from pathlib import Path
 from fleet import SITE, cpu_seconds, true_errors
 
 from clocksync.protocol.envelope import Inbound
-from clocksync.protocol.messages import FleetResult, FleetTick, Poll, RoundSummary
+from clocksync.protocol.messages import FleetTick, Poll, RoundSummary
 from clocksync.protocol.topics import Topics
 from clocksync.sim.scenarios import LINES, MASTER, percentile
 from clocksync.testing.localbroker import LocalMosquitto
@@ -42,9 +42,10 @@ PER_PROCESS = 2500
 
 
 class RoundWatch:
-    """When each round's first poll, the fleet's tick and the round's result arrived here
-    (kernel receive timestamps): a round lasts from its first poll to its result; the
-    fleet may ask from its tick, which comes as the round before closes."""
+    """When each round's first poll, the fleet's tick and the round's summary (published
+    with its result) arrived here, by the kernel's receive timestamps: a round lasts from
+    its first poll to its summary; the fleet may ask from its tick, which comes as the
+    round before closes."""
 
     def __init__(self, broker: BrokerUrl) -> None:
         self.topics = Topics(SITE)
@@ -56,7 +57,7 @@ class RoundWatch:
             "clocksync-bench-roundwatch",
             subscriptions=[
                 self.topics.fleet_tick,
-                self.topics.fleet_result,
+                self.topics.round,
                 self.topics.poll(LINES[0]),
             ],
         )
@@ -68,8 +69,8 @@ class RoundWatch:
             at = event.received_mono
             if event.topic == self.topics.fleet_tick:
                 self.ticks[FleetTick.decode(event.payload).round] = at
-            elif event.topic == self.topics.fleet_result:
-                self.results[FleetResult.decode(event.payload).round] = at
+            elif event.topic == self.topics.round:
+                self.results[RoundSummary.decode(event.payload).round] = at
             else:
                 self.polls.setdefault(Poll.decode(event.payload).round, at)
 
@@ -147,7 +148,6 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=0, help="swarm processes (default: a 2,500)")
     parser.add_argument("--fleet-status-interval", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--gather", type=float, default=0.002, help="the master's --gather")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args()
 
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> Outcome:
                 ClockSpec(MASTER, rng.uniform(-1, 1), rng.uniform(-100, 100)),
                 broker.url,
                 ["--interval", str(args.interval), "--reply-timeout", str(args.reply_timeout),
-                 "--status-interval", "0.5", "--gather", str(args.gather)],
+                 "--status-interval", "0.5"],
             )  # fmt: skip
             processes.append(master)
             timeout = 60 + args.interval * (args.warmup + 2)

@@ -29,9 +29,10 @@ class Multiplexer:
     def __init__(
         self, drivers: Sequence[Driver], *, connect_per_s: float = 500.0, gather_s: float = 0.0
     ) -> None:
-        """`gather_s`: once something is ready, wait this long for more before stepping
-        (see Driver); fewer wake-ups for the same work, and the kernel's timestamps keep
-        every arrival time exact."""
+        """`gather_s`: once something is ready, wait this long for more before stepping:
+        fewer wake-ups for the same work.  Each link's arrival time stays exact while it
+        receives one message at a time (a fleet node does): a read that brings several
+        stamps them all with the last one's arrival."""
         self.drivers = list(drivers)
         self._gather_s = gather_s
         self._selector = selectors.DefaultSelector()

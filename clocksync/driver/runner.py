@@ -105,11 +105,6 @@ def link_for(
 class Driver:
     """Runs `role` over `link`.
 
-    `gather_s`: after a message, let more arrive for this long before handling any, so
-    that a busy master or time server wakes once for many (each wake-up costs it more than
-    the answer itself on a loaded host).  Arrival times are the kernel's and an answer's
-    send time is written as it leaves, so no measurement changes; only round trips grow.
-
     `busy_poll_s`: after a message, keep polling the socket instead of sleeping for this
     long.  A process woken from sleep by a packet takes tens to hundreds of microseconds to
     run (more in a virtual machine), and for a time server that wait is in every client's
@@ -117,13 +112,10 @@ class Driver:
     costs up to that much CPU after the last message.
     """
 
-    def __init__(
-        self, role: Role, link: MqttLink, *, busy_poll_s: float = 0.0, gather_s: float = 0.0
-    ) -> None:
+    def __init__(self, role: Role, link: MqttLink, *, busy_poll_s: float = 0.0) -> None:
         self.role = role
         self.link = link
         self._busy_poll_ns = round(busy_poll_s * NS_PER_S)
-        self._gather_s = gather_s
         self._wake_at = 0
 
     @property
@@ -152,9 +144,6 @@ class Driver:
             else:
                 wait_s = min(max((self._wake_at - time.monotonic_ns()) / NS_PER_S, 0.0), max_wait_s)
         events = self.link.poll(wait_s)
-        if events and self._gather_s:
-            time.sleep(self._gather_s)
-            events += self.link.poll(0.0)
         together = len(events) > 1 and self.role.signer is None
         if together:
             # Answers to a batch of requests leave together, see MqttLink.hold.  Not when

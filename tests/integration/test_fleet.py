@@ -2,8 +2,17 @@
 polled lines, through a real Mosquitto, judged from the truth signal; and the leader
 shrugs off bad asks and reports."""
 
+import os
 import random
+import resource
+import time
 
+import pytest
+
+from clocksync.core.clock import SoftwareClock
+from clocksync.driver.many import Multiplexer
+from clocksync.driver.runner import Driver, client_id, link_for
+from clocksync.nodes.fleet import FleetNode
 from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import FleetReport, RoundSummary
 from clocksync.protocol.topics import Topics
@@ -14,6 +23,7 @@ from tests.integration.support import start_master
 
 LINES = ("KMC", "MIT")
 FLEET = ("kiosk-1", "kiosk-2", "kiosk-3")
+COUNT = 200
 
 
 def test_fleet_nodes_and_polled_lines_keep_one_time(fleet: Fleet, observer: Observer) -> None:
@@ -69,3 +79,58 @@ def test_bad_asks_and_reports_leave_the_rounds_and_the_clocks_alone(
     assert all(abs(summary.average_s) < 0.01 for summary in observer.rounds[seen:])
     assert observer.distances_from("lab")["kiosk-1"] < 1e-3
     assert fleet.processes["lab"].poll() is None, "the master is alive"
+
+
+@pytest.fixture
+def descriptors() -> None:
+    """Room for 1,100 spare descriptors and the links beyond them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        pytest.skip("the host allows fewer than 2,048 file descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+
+
+@pytest.mark.usefixtures("descriptors")
+def test_two_hundred_fleet_nodes_on_one_thread_keep_the_leaders_time(
+    fleet: Fleet, observer: Observer
+) -> None:
+    """Many links on one thread (clocksync.driver.many): every node connects, asks and is
+    corrected each round; past 1,024 descriptors too, which select() could not wait on."""
+    nodes = [
+        FleetNode(
+            name=f"kiosk-{index}",
+            site=fleet.site,
+            clock=SoftwareClock(offset_s=0.2 * (index % 7 - 3)),
+            status_interval_s=5.0,
+            rng=random.Random(index),
+        )
+        for index in range(COUNT)
+    ]
+    padding = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    drivers = [
+        Driver(node, link_for(node, fleet.broker, client_id(fleet.site, node.name)))
+        for node in nodes
+    ]
+    multiplexer = Multiplexer(drivers, connect_per_s=400)
+    try:
+        deadline = time.monotonic() + 20
+        while not all(d.link.ready for d in drivers) and time.monotonic() < deadline:
+            multiplexer.step(0.05)
+        assert all(d.link.ready for d in drivers)
+        assert min(d.link.fileno() or 0 for d in drivers) > 1024
+        start_master(fleet)
+        deadline = time.monotonic() + 30
+        while min(node.corrected for node in nodes) < 3 and time.monotonic() < deadline:
+            multiplexer.step(0.05)
+            observer.pump(0.0)
+    finally:
+        for driver in drivers:
+            driver.close()
+        for descriptor in padding:
+            os.close(descriptor)
+    assert min(node.corrected for node in nodes) >= 3
+    observer.pump(0.5)
+    assert observer.rounds[-1].fleet_asked == COUNT
+    truths = [node.clock.host_offset_ns()[0] / 1e9 for node in nodes]
+    master = observer.true_offsets()["lab"]
+    assert max(abs(truth - master) for truth in truths) < 1e-3

@@ -1,7 +1,8 @@
-"""The contract with paho: clocksync subclasses paho's client and overrides three private
-hooks (`_sock_recv`, `_sock_send`, `_handle_publish`).  These tests fail if a paho release
-stops calling them, instead of clocksync silently losing its kernel timestamps, leaving
-send-time markers unpatched, or falling back to paho's slow property decoding."""
+"""The contract with paho: clocksync subclasses paho's client and overrides four private
+hooks (`_sock_recv`, `_sock_send`, `_packet_read`, `_handle_publish`), and drives it with
+paho's external-loop calls (`loop_read`, `loop_write`, `loop_misc`).  These tests fail if a
+paho release stops calling the hooks, instead of clocksync silently losing its kernel
+timestamps, leaving send-time markers unpatched, or falling back to paho's slow reading."""
 
 import os
 import socket

@@ -262,3 +262,19 @@ def test_a_leader_announces_itself_on_taking_the_lead_and_again_on_every_reconne
     time.mono += NS_PER_S  # the broker restarted, without its retained messages
     again = [p for p in publishes(master.on_connect(time.mono)) if p.topic == TOPICS.leader]
     assert [Leader.decode(p.payload) for p in again] == [first], "the same term, since then"
+
+
+def test_fleet_statuses_are_not_polled_and_a_polled_node_turning_fleet_leaves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = FakeTime()
+    master = make_master(time)
+    announce(master, time, "kiosk", sync=SyncMode.FLEET)
+    announce(master, time, "KMC")
+    assert master.membership.members == {"KMC"}
+    announce(master, time, "KMC", sync=SyncMode.FLEET)  # decoded: a member still
+    plan = master.membership.plan(1)
+    master.membership.close(1, plan, [])
+    assert "KMC" not in master.membership.members, "it said it left the polled rounds"
+    master.on_message(inbound(TOPICS.status("kiosk"), b'{"sync": "fleet", "v": 2}', time.mono))
+    assert not caplog.records, "a fleet status is not decoded, so not complained of"
