@@ -158,9 +158,9 @@ def whole_publish_at(buffer: bytes, start: int) -> WholePublish | None:
     return WholePublish(qos, body_start, end) if end <= len(buffer) else None
 
 
-def split_publish_311(packet: bytes, qos: int) -> tuple[str, int, bytes] | None:
-    """An MQTT 3.1.1 PUBLISH's topic, packet id and payload (after the fixed header), or
-    None when it does not parse."""
+def _topic_and_id(packet: bytes, qos: int) -> tuple[str, int, int] | None:
+    """A PUBLISH's topic and packet id (after the fixed header), and where what follows
+    starts; None for an empty topic (an alias), one not UTF-8, a truncated packet."""
     try:
         (length,) = struct.unpack_from("!H", packet)
         end = 2 + length
@@ -171,8 +171,18 @@ def split_publish_311(packet: bytes, qos: int) -> tuple[str, int, bytes] | None:
         if qos > 0:
             (mid,) = struct.unpack_from("!H", packet, end)
             end += 2
-    except (IndexError, struct.error, UnicodeDecodeError):
+    except (struct.error, UnicodeDecodeError):
         return None
+    return topic, mid, end
+
+
+def split_publish_311(packet: bytes, qos: int) -> tuple[str, int, bytes] | None:
+    """An MQTT 3.1.1 PUBLISH's topic, packet id and payload (after the fixed header), or
+    None when it does not parse."""
+    head = _topic_and_id(packet, qos)
+    if head is None:
+        return None
+    topic, mid, end = head
     return topic, mid, packet[end:]
 
 
@@ -221,19 +231,14 @@ def split_publish(packet: bytes, qos: int) -> PublishPacket | None:
     """Read an MQTT 5 PUBLISH's variable header and payload (after the fixed header), or
     None for anything paho should judge: an empty topic (a topic alias), a topic that is not
     UTF-8, properties that do not parse, a truncated packet."""
+    head = _topic_and_id(packet, qos)
+    if head is None:
+        return None
+    topic, mid, end = head
+    properties = QuickProperties(PacketTypes.PUBLISH)
     try:
-        (length,) = struct.unpack_from("!H", packet)
-        end = 2 + length
-        if not 0 < length <= len(packet) - 2:
-            return None
-        topic = packet[2:end].decode()
-        mid = 0
-        if qos > 0:
-            (mid,) = struct.unpack_from("!H", packet, end)
-            end += 2
-        properties = QuickProperties(PacketTypes.PUBLISH)
         used = properties.unpack_quick(packet[end:])
-    except (ValueError, IndexError, struct.error, UnicodeDecodeError):
+    except (ValueError, IndexError, struct.error):
         return None
     return PublishPacket(topic, mid, properties, packet[end + used :])
 
