@@ -119,18 +119,19 @@ def test_two_hundred_fleet_nodes_on_one_thread_keep_the_leaders_time(
         assert all(d.link.ready for d in drivers)
         assert min(d.link.fileno() or 0 for d in drivers) > 1024
         start_master(fleet)
-        deadline = time.monotonic() + 30
-        while min(node.corrected for node in nodes) < 3 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 40
+        while min(node.corrected for node in nodes) < 8 and time.monotonic() < deadline:
             multiplexer.step(0.05)
             observer.pump(0.0)
+        observer.pump(0.3)
+        truths = [node.clock.host_offset_ns()[0] / 1e9 for node in nodes]
     finally:
         for driver in drivers:
             driver.close()
         for descriptor in padding:
             os.close(descriptor)
-    assert min(node.corrected for node in nodes) >= 3
-    observer.pump(0.5)
-    assert observer.rounds[-1].fleet_asked == COUNT
-    truths = [node.clock.host_offset_ns()[0] / 1e9 for node in nodes]
-    master = observer.true_offsets()["lab"]
-    assert max(abs(truth - master) for truth in truths) < 1e-3
+    assert min(node.corrected for node in nodes) >= 8
+    assert any(summary.fleet_asked == COUNT for summary in observer.rounds)
+    assert max(truths) - min(truths) < 2e-3, "the fleet agrees, read at one instant"
+    master = observer.true_offsets()["lab"]  # its last status: up to a round old
+    assert abs(sorted(truths)[COUNT // 2] - master) < 5e-3
