@@ -167,12 +167,11 @@ class BerkeleyMaster(Participant):
         elif self.follower.handles(topic):
             if self.leading is None:
                 return self.follower.handle(message)
-        elif self.leading is None:
-            pass  # a standby: the rounds' traffic is the leader's
-        elif topic.startswith(self._fleet_reports):
-            self.leading.fleet_report(message)
-        else:
-            self.leading.collect(message)
+        elif self.leading is not None:  # a standby leaves the rounds' traffic to the leader
+            if topic.startswith(self._fleet_reports):
+                self.leading.fleet_report(message)
+            else:
+                self.leading.collect(message)
         return []
 
     def sent(self, tag: Hashable, mono: int | None) -> None:
