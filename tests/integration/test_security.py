@@ -144,7 +144,7 @@ def test_signed_berkeley_over_tls_end_to_end_through_a_failover(
         fleet.start(
             "node", ClockSpec(name, offset), "--sync", sync, *tls,
             "--signing-key", str(tmp_path / f"{name}.key"), *trusting("lab", "lab-2"),
-            password=secure.password(name),
+            *(("--samples", "4") if sync == "fleet" else ()), password=secure.password(name),
         )  # fmt: skip
     for name, priority in (("lab", "2"), ("lab-2", "1")):
         fleet.broker = secure.url(name, scheme)
@@ -187,9 +187,14 @@ def assert_leads_within_a_millisecond(
         ),
         ROUND_TIMEOUT_S,
     ), f"not all of {names} answered {leader}"
-    watcher.pump(0.3)
-    distances = watcher.distances_from(leader)
-    assert max(distances.values()) <= 0.001, distances
+
+    def within_a_millisecond() -> bool:
+        distances = watcher.distances_from(leader)
+        return set(distances) == set(names) - {leader} and max(distances.values()) <= 0.001
+
+    # A fleet node's status comes with its interval, not after each correction, and its one
+    # exchange a round over TLS on a loaded machine can be a millisecond off: a few rounds.
+    assert watcher.wait_for(within_a_millisecond, 5), watcher.distances_from(leader)
 
 
 def observe(secure: SecureBroker, site: str = SITE) -> Observer:
