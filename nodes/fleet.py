@@ -33,7 +33,7 @@ from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.core.sample import Sample
 from clocksync.nodes.asker import Asker, Burst
 from clocksync.nodes.leadership import Followed, LeaderWatch
-from clocksync.protocol.enums import RoleKind, SyncMode
+from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import FleetReport, FleetResult, FleetTick, Leader
 from clocksync.protocol.signing import NO_KEYS, Keys
@@ -75,6 +75,7 @@ class FleetNode(Participant):
         samples: int = 1,
         timeout_s: float = 0.5,
         keys: Keys = NO_KEYS,
+        protocol: MqttVersion = MqttVersion.V5,
         rng: random.Random | None = None,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
@@ -89,6 +90,7 @@ class FleetNode(Participant):
             self.topics,
             name,
             timeout_s=timeout_s,
+            protocol=protocol,
             random_bytes=random_bytes,
             trusted=keys.trusted,
             reply_topic=self.topics.fleet_answer(name),
@@ -215,6 +217,9 @@ class FleetNode(Participant):
             sample.adjusted_ns,
             sample.arrived_mono,
             sample.delay_s,
+            # θ's bound: how far this clock may be from the leader's once both have slewed
+            # the round's average in.
+            sample.error_bound_s,
         )
         if not self.apply_correction(correction):
             return

@@ -1,5 +1,5 @@
-"""`clocksync ask`: one Cristian measurement against the site's time server, like `chronyd -q`
-without touching the system clock.
+"""`clocksync ask` (and `now`): one Cristian measurement against the site's time server,
+like `chronyd -q` without touching the system clock.
 
 It makes `samples` exchanges, keeps the lowest-delay one and prints the server's time, the
 round trip, its own clock, the corrected time, the offset and its error bound.  `--apply`
@@ -37,6 +37,8 @@ class AskOptions:
     protocol: MqttVersion
     trusted: TrustedKeys | None = None
     tls: TlsFiles | None = None
+    now: bool = False
+    """`clocksync now`: print only the site's time at the moment of printing."""
 
 
 def _measure(client: CristianClient, options: AskOptions) -> tuple[Burst, Sample] | None:
@@ -83,18 +85,21 @@ def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
         if not client.link.wait_until_ready(options.timeout_s):
             refusal = client.link.refusal
             why = refusal.reason if refusal else f"no answer from the broker {options.broker}"
-            print(f"clocksync ask: {why}", file=sys.stderr)
+            print(f"{_command(options)}: {why}", file=sys.stderr)
             return 1
         found = _measure(client, options)
         if found is None:
             print(
-                f"clocksync ask: no answer from a time server on "
+                f"{_command(options)}: no answer from a time server on "
                 f"{client.inquirer.asker.topics.cristian_request} "
                 f"within {options.timeout_s:g} s per request",
                 file=sys.stderr,
             )
             return 1
         burst, best = found
+        if options.now:
+            _print_now(_now(client.clock, best, options.site), options.as_json, out)
+            return 0
         report = _report(burst, best)
         offset_ns, _ = client.clock.host_offset_ns()
         report["client_host_offset_s"] = offset_ns / NS_PER_S
@@ -125,6 +130,42 @@ def _apply(client: CristianClient, best: Sample, options: AskOptions) -> dict[st
         "error_bound_s": after.error_bound_s,
         "client_host_offset_s": offset_ns / NS_PER_S,
     }
+
+
+def _command(options: AskOptions) -> str:
+    return "clocksync now" if options.now else "clocksync ask"
+
+
+def _now(clock: SoftwareClock, best: Sample, site: str) -> dict[str, object]:
+    """The site's time now: this host's clock plus the best offset measured, the bound
+    grown since the answer at the rate this clock may be off."""
+    mono = clock.monotonic_ns()
+    host_now = time.time_ns()
+    offset_s = best.offset_s + (clock.reading_at(mono) - host_now) / NS_PER_S
+    elapsed_s = max(0, mono - best.arrived_mono) / NS_PER_S
+    bound_s = best.error_bound_s + clock.rate_error_ppm(may_slew=False) * 1e-6 * elapsed_s
+    site_ns = host_now + round(offset_s * NS_PER_S)
+    return {
+        "site": site,
+        "site_time": format_ns(site_ns),
+        "site_time_ns": site_ns,
+        "error_bound_s": bound_s,
+        "offset_from_host_s": offset_s,
+        "server": best.peer,
+        "rtt_s": best.rtt_s,
+    }
+
+
+def _print_now(report: dict[str, object], as_json: bool, out: Callable[[str], None]) -> None:
+    if as_json:
+        out(json.dumps(report))
+        return
+    offset = report["offset_from_host_s"]
+    assert isinstance(offset, float)
+    out(
+        f"{report['site_time']} ± {_us(report['error_bound_s'])}  (site {report['site']}, "
+        f"from {report['server']}; this host's clock is {-offset:+.6f} s off it)"
+    )
 
 
 def _print(report: dict[str, object], as_json: bool, out: Callable[[str], None]) -> None:

@@ -1,4 +1,4 @@
-"""The `clocksync` command: master, node, timeserver, ask, keygen and demo."""
+"""The `clocksync` command: master, node, timeserver, ask, now, monitor, keygen and demo."""
 
 import argparse
 import logging
@@ -11,12 +11,14 @@ from clocksync.app.ask import AskOptions, run_ask
 from clocksync.app.commands import CRISTIAN_DEFAULTS, FLEET_DEFAULTS, build_parser
 from clocksync.app.demo import run_demo
 from clocksync.app.logs import WarningThrottle
+from clocksync.app.monitor import MonitorOptions, run_monitor
 from clocksync.app.options import (
     clock_from,
     keys_from,
     tls_from,
 )
 from clocksync.core.clock import SoftwareClock
+from clocksync.driver.chrony import ChronyFeed
 from clocksync.driver.runner import Driver, StopFlag, client_id, link_for
 from clocksync.master.berkeley import BerkeleyMaster
 from clocksync.master.rounds import RoundPlan
@@ -46,21 +48,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_rounds=args.max_rounds,
             log_level=args.log_level,
         )
+    if args.command == "monitor":
+        if args.json and not args.once:
+            parser.error("--json needs --once")
+        return run_monitor(
+            MonitorOptions(
+                broker=args.broker,
+                site=args.site,
+                once=args.once,
+                as_json=args.json,
+                wait_s=args.wait,
+                protocol=args.protocol,
+                tls=args.tls,
+            )
+        )
     if args.command == "keygen":
         return _keygen(parser, args.out)
-    if args.command == "ask":
+    if args.command in ("ask", "now"):
+        now = args.command == "now"
         options = AskOptions(
             broker=args.broker,
             site=args.site,
             name=args.name,
             samples=args.samples,
             timeout_s=args.timeout,
-            offset_s=args.offset,
-            apply=args.apply,
+            offset_s=0.0 if now else args.offset,
+            apply=False if now else args.apply,
             as_json=args.json,
             protocol=args.protocol,
             trusted=keys_from(parser, args).trusted,
             tls=args.tls,
+            now=now,
         )
         return run_ask(options)
     if args.command == "timeserver":
@@ -116,8 +134,13 @@ def _serve(
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
     link = link_for(role, args.broker, client_id(args.site, role.name), protocol, args.tls)
+    chrony = (
+        None
+        if args.chrony_sock is None
+        else ChronyFeed(args.chrony_sock, role.clock, lambda: role.synchronized)
+    )
     try:
-        return Driver(role, link, busy_poll_s=busy_poll_s).run(stop)
+        return Driver(role, link, busy_poll_s=busy_poll_s, chrony=chrony).run(stop)
     finally:
         drift_file = getattr(args, "drift_file", None)
         if drift_file is not None:

@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 from clocksync import __version__
 from clocksync.app.options import (
+    chrony_option,
     clock_options,
     common_options,
     key_options,
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node(commands)
     _add_timeserver(commands)
     _add_ask(commands)
+    _add_now(commands)
+    _add_monitor(commands)
     _add_keygen(commands)
     _add_demo(commands)
     return parser
@@ -104,6 +107,7 @@ def _add_master(commands: Commands) -> None:
         help="do not answer Cristian time requests (by default the master does)",
     )
     clock_options(master)
+    chrony_option(master)
     key_options(
         master,
         sign="polls, corrections, round summaries and time answers",
@@ -153,6 +157,7 @@ def _add_node(commands: Commands) -> None:
     )
     protocol_option(cristian)
     clock_options(node)
+    chrony_option(node)
     key_options(
         node,
         sign="replies to polls",
@@ -182,6 +187,7 @@ def _add_timeserver(commands: Commands) -> None:
         "answered without a wake-up delay; 0 turns it off (default: %(default)g)",
     )
     offset_options(timeserver)
+    chrony_option(timeserver)
     key_options(timeserver, sign="time answers")
 
 
@@ -219,6 +225,59 @@ def _add_ask(commands: Commands) -> None:
     protocol_option(ask)
     offset_options(ask, drift_too=False)
     key_options(ask, trust="time answers")
+
+
+def _add_now(commands: Commands) -> None:
+    """`clocksync now`: the site's time, for scripts."""
+    now = commands.add_parser(
+        "now", help="print the site's time (asked of its time servers), with its error bound"
+    )
+    common_options(now, log_level="warning")
+    now.add_argument(
+        "--name",
+        type=participant_name,
+        default="now",
+        help="this client's name; answers come to it (default: now)",
+    )
+    now.add_argument(
+        "--samples",
+        type=positive_int,
+        default=CRISTIAN_DEFAULTS["samples"],
+        help="exchanges; the lowest-delay one counts (default: %(default)s)",
+    )
+    now.add_argument(
+        "--timeout",
+        type=positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="give up on an answer (and on the broker) after this (default: %(default)g)",
+    )
+    now.add_argument("--json", action="store_true", help="print one JSON object")
+    protocol_option(now)
+    key_options(now, trust="time answers")
+
+
+def _add_monitor(commands: Commands) -> None:
+    """`clocksync monitor`: the site live, as `chronyc sources` and `tracking` show a host."""
+    monitor = commands.add_parser(
+        "monitor", help="watch a site live: every participant, its offset, bound and state"
+    )
+    common_options(monitor, log_level="warning")
+    monitor.add_argument(
+        "--once", action="store_true", help="print one snapshot after --wait and exit"
+    )
+    monitor.add_argument(
+        "--json", action="store_true", help="with --once: print it as one JSON document"
+    )
+    monitor.add_argument(
+        "--wait",
+        type=positive,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --once: watch this long first, for the retained messages and a round or "
+        "two (default: %(default)g); also the time allowed to reach the broker",
+    )
+    protocol_option(monitor)
 
 
 def _add_keygen(commands: Commands) -> None:

@@ -139,6 +139,16 @@ def offset_options(parser: argparse.ArgumentParser, *, drift_too: bool = True) -
         )
 
 
+def chrony_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chrony-sock",
+        type=Path,
+        metavar="PATH",
+        help="feed this clock, once synchronized, to chronyd as a reference clock: "
+        "chrony.conf's `refclock SOCK PATH` (then the host's system clock follows the site)",
+    )
+
+
 def key_options(
     parser: argparse.ArgumentParser, *, sign: str | None = None, trust: str | None = None
 ) -> None:

@@ -166,6 +166,13 @@ class SoftwareClock:
     def now_ns(self) -> int:
         return self.reading_at(self._monotonic_ns())
 
+    def reading_now(self) -> int:
+        """Now, for a reader on another thread than the one correcting the clock (an
+        application embedding a participant): the segment in force is read once, before the
+        instant, so a correction made meanwhile cannot mix two segments' readings."""
+        segment = self._segment
+        return segment.reading(max(self._monotonic_ns(), segment.start_mono))
+
     def adjusted_ns(self, mono: int | None = None) -> int:
         """All correction applied so far (steps and slews), at `mono` or now.
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from clocksync.core.clock import NS_PER_S
+from clocksync.driver.chrony import ChronyFeed
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action
 from clocksync.protocol.signing import Signer, finish_at_send
@@ -88,6 +89,8 @@ def link_for(
     client_id: str,
     protocol: MqttVersion = MqttVersion.V5,
     tls: TlsFiles | None = None,
+    *,
+    password: str | None = None,
 ) -> MqttLink:
     """A link carrying `role`'s subscriptions and will, which writes `role`'s clock (and
     seal) into outgoing payloads that hold the send-time marker."""
@@ -99,6 +102,7 @@ def link_for(
         protocol=protocol,
         finish=SendFinisher(role),
         tls=tls,
+        password=password,
     )
 
 
@@ -112,9 +116,18 @@ class Driver:
     costs up to that much CPU after the last message.
     """
 
-    def __init__(self, role: Role, link: MqttLink, *, busy_poll_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        role: Role,
+        link: MqttLink,
+        *,
+        busy_poll_s: float = 0.0,
+        chrony: ChronyFeed | None = None,
+    ) -> None:
+        """`chrony`: a feed of the role's time to chronyd, sent from this loop."""
         self.role = role
         self.link = link
+        self.chrony = chrony
         self._busy_poll_ns = round(busy_poll_s * NS_PER_S)
         self._wake_at = 0
 
@@ -139,6 +152,8 @@ class Driver:
             now = time.monotonic_ns()
             if now >= self._wake_at:
                 self.perform(self.role.on_timer(now))
+            if self.chrony is not None:
+                self.chrony.maybe_send(now)
             if now - self.link.last_delivery_mono < self._busy_poll_ns:
                 wait_s = 0.0  # see busy_poll_s in the class docstring
             else:
@@ -165,3 +180,5 @@ class Driver:
 
     def close(self) -> None:
         self.link.close(self.role.goodbye())
+        if self.chrony is not None:
+            self.chrony.close()

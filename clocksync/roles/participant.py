@@ -239,6 +239,12 @@ class Participant(ABC):
             self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
         return True
 
+    @property
+    def synchronized(self) -> bool:
+        """Whether this clock keeps the site's time: a reference clock (a master, a time
+        server) always, a node once it has applied a correction."""
+        return self.kind != RoleKind.NODE or self.clock.updates > 0
+
     def error_bound_s(self, mono: int | None = None) -> float | None:
         """How far off this clock may be at `mono` (default now), where known: the bound
         of its last correction, grown since at the rate its frequency may still be off
