@@ -26,7 +26,6 @@ from clocksync.master.timeserver import TimeServer
 from clocksync.nodes.berkeley import BerkeleyNode
 from clocksync.nodes.cristian import CristianNode
 from clocksync.nodes.fleet import FleetNode
-from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import Keys, Signer
 from clocksync.roles.participant import Participant
 
@@ -94,16 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "master":
         return _serve(_master(parser, args, clock), args)
     if args.sync == "cristian":
-        return _serve(
-            _cristian_node(args, clock, keys_from(parser, args)), args, protocol=args.protocol
-        )
+        return _serve(_cristian_node(args, clock, keys_from(parser, args)), args)
     if args.sync == "fleet":
-        if args.interval is not None or args.protocol != MqttVersion.V5:
-            parser.error("--interval and --protocol need --sync cristian")
+        if args.interval is not None:
+            parser.error("--interval needs --sync cristian")
         return _serve(_fleet_node(args, clock, keys_from(parser, args)), args)
     cristian_only = [key for key in CRISTIAN_DEFAULTS if getattr(args, key) is not None]
-    if cristian_only or args.protocol != MqttVersion.V5:
-        parser.error("--interval, --samples, --timeout and --protocol need --sync cristian")
+    if cristian_only:
+        parser.error("--interval, --samples and --timeout need --sync cristian or fleet")
     node = BerkeleyNode(
         name=args.name,
         site=args.site,
@@ -124,16 +121,10 @@ def _keygen(parser: argparse.ArgumentParser, prefix: Path) -> int:
     return 0
 
 
-def _serve(
-    role: Participant,
-    args: argparse.Namespace,
-    *,
-    busy_poll_s: float = 0.0,
-    protocol: MqttVersion = MqttVersion.V5,
-) -> int:
+def _serve(role: Participant, args: argparse.Namespace, *, busy_poll_s: float = 0.0) -> int:
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
-    link = link_for(role, args.broker, client_id(args.site, role.name), protocol, args.tls)
+    link = link_for(role, args.broker, client_id(args.site, role.name), args.protocol, args.tls)
     chrony = (
         None
         if args.chrony_sock is None
@@ -180,6 +171,7 @@ def _fleet_node(args: argparse.Namespace, clock: SoftwareClock, keys: Keys) -> F
         samples=int(args.samples or FLEET_DEFAULTS["samples"]),
         timeout_s=float(args.timeout or FLEET_DEFAULTS["timeout"]),
         keys=keys,
+        protocol=args.protocol,
     )
 
 

@@ -106,6 +106,7 @@ def _add_master(commands: Commands) -> None:
         action="store_false",
         help="do not answer Cristian time requests (by default the master does)",
     )
+    protocol_option(master)
     clock_options(master)
     chrony_option(master)
     key_options(
@@ -155,7 +156,7 @@ def _add_node(commands: Commands) -> None:
         metavar="SECONDS",
         help=f"give up on an answer after this (default: {CRISTIAN_DEFAULTS['timeout']:g})",
     )
-    protocol_option(cristian)
+    protocol_option(node)
     clock_options(node)
     chrony_option(node)
     key_options(
@@ -186,6 +187,7 @@ def _add_timeserver(commands: Commands) -> None:
         help="after a request, poll instead of sleeping this long, so the next one is "
         "answered without a wake-up delay; 0 turns it off (default: %(default)g)",
     )
+    protocol_option(timeserver)
     offset_options(timeserver)
     chrony_option(timeserver)
     key_options(timeserver, sign="time answers")

@@ -115,8 +115,8 @@ def protocol_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         type=mqtt_version,
         metavar="{" + ",".join(MqttVersion) + "}",
         default=MqttVersion.V5,
-        help="MQTT version to speak; with 3.1.1 the reply topic and correlation data "
-        "travel in the payload (default: 5)",
+        help="MQTT version to speak, for brokers with nothing newer than 3.1.1: then the reply "
+        "topic and correlation data travel in the payload (default: 5)",
     )
 
 

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 
-from clocksync.protocol.enums import State
+from clocksync.protocol.enums import MqttVersion, State
 from clocksync.protocol.envelope import Inbound
 from clocksync.protocol.messages import MessageError, RoundSummary, Status
 from clocksync.protocol.topics import Topics
@@ -31,6 +31,7 @@ class Observer:
         keep_history: bool = False,
         tls: TlsFiles | None = None,
         password: str | None = None,
+        protocol: MqttVersion = MqttVersion.V5,
     ) -> None:
         self.topics = Topics(site)
         self.statuses: dict[str, Status] = {}
@@ -44,6 +45,7 @@ class Observer:
             subscriptions=[self.topics.all_status, self.topics.round],
             tls=tls,
             password=password,
+            protocol=protocol,
         )
 
     def _handle(self, message: Inbound) -> None:

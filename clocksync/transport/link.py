@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -80,7 +81,7 @@ class MqttLink:
         self.broker = broker
         self.protocol = protocol
         self._client_id = client_id
-        self._subscriptions = list(subscriptions)
+        self._subscriptions = [_for_protocol(topic, protocol) for topic in subscriptions]
         scheme = broker.scheme
         self._client = ClocksyncClient.create(
             client_id, protocol, websockets=scheme.websockets, tls=scheme.tls
@@ -261,10 +262,22 @@ class MqttLink:
         inbox = self._client.inbox
         if inbox:
             self.last_delivery_mono = time.monotonic_ns()
-            events.extend(inbox)
+            if self.protocol == MqttVersion.V5:
+                events.extend(inbox)
+            else:
+                events.extend(message for message in inbox if self._subscribed(message.topic))
             inbox.clear()
         self._events = []
         return events
+
+    def _subscribed(self, topic: str) -> bool:
+        """Whether a message's topic matches one of the link's subscriptions.  Some 3.1.1
+        brokers send more: amqtt 0.12 sends every client that connects the retained
+        messages of every filter any client has subscribed to.  Such strays are dropped."""
+        if any(topic_matches_sub(subscription, topic) for subscription in self._subscriptions):
+            return True
+        log.debug("dropped a message on %s, which %s did not subscribe to", topic, self._client_id)
+        return False
 
     def _attempt_connect(self) -> None:
         self._client.drop_unread()
@@ -428,3 +441,13 @@ class MqttLink:
         poller = select.poll()
         poller.register(fd, events)
         return bool(poller.poll(round(timeout_s * 1000)))
+
+
+def _for_protocol(subscription: str, protocol: MqttVersion) -> str:
+    """Shared subscriptions (`$share/GROUP/TOPIC`) are MQTT 5's: a 3.1.1-only broker takes
+    one for a topic of that name, which nobody publishes to.  On 3.1.1 the link subscribes to
+    TOPIC itself, so each of several time servers answers every request (a client keeps the
+    first answer and drops the others as unrequested)."""
+    if protocol == MqttVersion.V5 or not subscription.startswith("$share/"):
+        return subscription
+    return subscription.split("/", 2)[2]
