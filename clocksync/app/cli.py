@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interval_s=args.interval,
             max_rounds=args.max_rounds,
             log_level=args.log_level,
+            plot=args.plot,
         )
     if args.command == "monitor":
         if args.json and not args.once:

@@ -306,6 +306,13 @@ def _add_demo(commands: Commands) -> None:
     demo.add_argument("--interval", type=positive, default=1.0, metavar="SECONDS")
     demo.add_argument("--max-rounds", type=positive_int, default=20)
     demo.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="kitchen: also draw every line's offset from the master over time "
+        "(needs matplotlib: the plot extra, clocksync[plot])",
+    )
+    demo.add_argument(
         "--log-level",
         default="error",
         choices=["debug", "info", "warning", "error"],

@@ -5,15 +5,19 @@ Starts its own Mosquitto on a free loopback port, the master (the testing lab's 
 the four production lines as separate processes with seeded random offsets (±5 s) and drifts
 (±100 ppm), prints every round's spread, as the master measured it and as the truth signal
 shows it, until the kitchen agrees to within a millisecond, then stops all it started.
+With `--plot FILE.png` it also draws every line's offset from the master over time.
 """
 
 import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import FrameType
 
 from clocksync.app.buddy import run_buddy
+from clocksync.app.plot import plot_offsets
+from clocksync.core.clock import NS_PER_S
 from clocksync.testing.localbroker import BrokerUnavailableError, LocalMosquitto
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
@@ -22,6 +26,8 @@ LINES = ("KMC", "MIT", "TAPMI", "SOLS")
 MASTER = "lab"
 SITE = "manipal-foodie"
 CONVERGED_S = 0.001
+PLOT_AFTER_ROUNDS = 3
+"""Rounds watched after converging, with --plot."""
 
 
 def kitchen(seed: int) -> list[ClockSpec]:
@@ -41,7 +47,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run_demo(
-    *, scenario: str, seed: int, interval_s: float, max_rounds: int, log_level: str
+    *,
+    scenario: str,
+    seed: int,
+    interval_s: float,
+    max_rounds: int,
+    log_level: str,
+    plot: Path | None = None,
 ) -> int:
     """Run a demo scenario on a private broker; on SIGINT or SIGTERM stop everything it
     started and return 130."""
@@ -62,6 +74,7 @@ def run_demo(
             interval_s=interval_s,
             max_rounds=max_rounds,
             log_level=log_level,
+            plot=plot,
         )
     except KeyboardInterrupt:
         print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
@@ -79,9 +92,10 @@ def _kitchen(
     interval_s: float,
     max_rounds: int,
     log_level: str,
+    plot: Path | None,
 ) -> int:
     clocks = kitchen(seed)
-    observer = Observer(broker.url, SITE)
+    observer = Observer(broker.url, SITE, keep_history=plot is not None)
     try:
         print(f"Manipal Foodie: broker {broker.url}, site {SITE}, rounds every {interval_s:g} s")
         for clock in clocks:
@@ -92,6 +106,8 @@ def _kitchen(
             )
         master, *lines = clocks
         common = ["--log-level", log_level]
+        if plot is not None:  # more points to draw
+            common += ["--status-interval", repr(interval_s / 4)]
         for line in lines:
             command = participant_command("node", line, broker.url, SITE, common)
             processes.append(subprocess.Popen(command))
@@ -103,9 +119,35 @@ def _kitchen(
         )
         processes.append(subprocess.Popen(command))
         print(f"{'round':>5} {'measured spread':>18} {'true spread':>15}  excluded")
-        return _watch(observer, interval_s, max_rounds, len(clocks))
+        result = _watch(observer, interval_s, max_rounds, len(clocks))
+        if plot is not None:
+            observer.pump(PLOT_AFTER_ROUNDS * interval_s)  # to show that it stays converged
+            _draw(observer, plot, seed)
+        return result
     finally:
         observer.close()
+
+
+def _draw(observer: Observer, path: Path, seed: int) -> None:
+    """Each line's truth offset at each of its statuses, minus the master's then."""
+    history = observer.history or {}
+    master_times = [status.host_time or 0 for status in history.get(MASTER, [])]
+    if not master_times:
+        print("clocksync demo: no status from the master to plot against", file=sys.stderr)
+        return
+    start = master_times[0]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for name, statuses in history.items():
+        if name == MASTER:
+            continue
+        points = series.setdefault(name, [])
+        for status in statuses:
+            at = status.host_time or 0
+            master = observer.offset_at(MASTER, at)
+            if master is not None and status.host_offset_s is not None:
+                points.append(((at - start) / NS_PER_S, status.host_offset_s - master))
+    plot_offsets(series, path, f"Manipal Foodie, seed {seed}: the lines' offsets from the master")
+    print(f"plotted every clock's offset from the master to {path}")
 
 
 def _watch(observer: Observer, interval_s: float, max_rounds: int, participants: int) -> int:

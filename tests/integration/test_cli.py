@@ -4,7 +4,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import matplotlib.image
 import pytest
 
 from clocksync.testing.localbroker import free_port
@@ -132,13 +134,17 @@ def test_retained_status_greets_a_late_watcher(fleet: Fleet, broker: BrokerUrl, 
         late.close()
 
 
-def test_demo_converges_and_says_so() -> None:
-    result = run_cli("demo", "--seed", "3", timeout=120)
+def test_demo_converges_says_so_and_plots_it(tmp_path: Path) -> None:
+    picture = tmp_path / "kitchen.png"
+    result = run_cli("demo", "--seed", "3", "--plot", str(picture), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "converged" in result.stdout
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(lines) >= 2
+    assert f"to {picture}" in result.stdout
+    height, width, _ = matplotlib.image.imread(picture).shape
+    assert (width, height) == (990, 528)
 
 
 def _children(pid: int) -> list[int]:
