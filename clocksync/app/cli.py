@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_rounds=args.max_rounds,
             log_level=args.log_level,
             plot=args.plot,
+            web=args.web,
         )
     if args.command == "monitor":
         if args.json and not args.once:

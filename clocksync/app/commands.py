@@ -313,6 +313,12 @@ def _add_demo(commands: Commands) -> None:
         "(needs matplotlib: the plot extra, clocksync[plot])",
     )
     demo.add_argument(
+        "--web",
+        action="store_true",
+        help="kitchen: the broker also serves the kitchen's web page (web/) on a WebSockets "
+        "listener, whose address it prints; runs until Ctrl-C",
+    )
+    demo.add_argument(
         "--log-level",
         default="error",
         choices=["debug", "info", "warning", "error"],

@@ -5,7 +5,8 @@ Starts its own Mosquitto on a free loopback port, the master (the testing lab's 
 the four production lines as separate processes with seeded random offsets (±5 s) and drifts
 (±100 ppm), prints every round's spread, as the master measured it and as the truth signal
 shows it, until the kitchen agrees to within a millisecond, then stops all it started.
-With `--plot FILE.png` it also draws every line's offset from the master over time.
+With `--plot FILE.png` it also draws every line's offset from the master over time; with
+`--web` the broker also serves web/ to browsers and the kitchen runs until interrupted.
 """
 
 import random
@@ -18,7 +19,13 @@ from types import FrameType
 from clocksync.app.buddy import run_buddy
 from clocksync.app.plot import plot_offsets
 from clocksync.core.clock import NS_PER_S
-from clocksync.testing.localbroker import BrokerUnavailableError, LocalMosquitto
+from clocksync.testing.localbroker import (
+    WEB,
+    WEB_PORT,
+    BrokerUnavailableError,
+    LocalMosquitto,
+    serving_web,
+)
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
 
@@ -54,13 +61,17 @@ def run_demo(
     max_rounds: int,
     log_level: str,
     plot: Path | None = None,
+    web: bool = False,
 ) -> int:
     """Run a demo scenario on a private broker; on SIGINT or SIGTERM stop everything it
-    started and return 130."""
+    started and return 130 (0 with `web`, which runs until then)."""
     signal.signal(signal.SIGTERM, _interrupt)
     processes: list[subprocess.Popen[bytes]] = []
+    if web and not WEB.is_dir():
+        print(f"clocksync demo: --web serves {WEB}, found only in a clone", file=sys.stderr)
+        return 1
     try:
-        broker = LocalMosquitto().start()
+        broker = LocalMosquitto(config=serving_web(WEB) if web else None).start()
     except BrokerUnavailableError as error:
         print(f"clocksync demo: {error}", file=sys.stderr)
         return 1
@@ -78,7 +89,7 @@ def run_demo(
         )
     except KeyboardInterrupt:
         print("clocksync demo: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
+        return 0 if web else 130
     finally:
         stop_processes(processes)
         broker.stop()
@@ -98,6 +109,8 @@ def _kitchen(
     observer = Observer(broker.url, SITE, keep_history=plot is not None)
     try:
         print(f"Manipal Foodie: broker {broker.url}, site {SITE}, rounds every {interval_s:g} s")
+        if WEB_PORT in broker.ports:
+            print(f"  the kitchen in a browser: http://127.0.0.1:{broker.ports[WEB_PORT]}/")
         for clock in clocks:
             role = "master" if clock.name == MASTER else "node"
             print(
@@ -120,6 +133,10 @@ def _kitchen(
         processes.append(subprocess.Popen(command))
         print(f"{'round':>5} {'measured spread':>18} {'true spread':>15}  excluded")
         result = _watch(observer, interval_s, max_rounds, len(clocks))
+        if WEB_PORT in broker.ports:
+            print("the kitchen keeps running for the browser; Ctrl-C stops it")
+            while True:
+                observer.pump(1.0)
         if plot is not None:
             observer.pump(PLOT_AFTER_ROUNDS * interval_s)  # to show that it stays converged
             _draw(observer, plot, seed)

@@ -47,6 +47,19 @@ def every_transport(certs: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+WEB_PORT = 9001
+WEB = Path(__file__).resolve().parents[2] / "web"
+"""The site's web page, in a clone of the repository."""
+
+
+def serving_web(web: Path) -> str:
+    """The plain settings, plus a WebSockets listener on WEB_PORT that also serves the
+    page in `web` (Mosquitto's http_dir): browsers load it and speak MQTT on one port."""
+    return (
+        SETTINGS.format(port=1883) + f"listener {WEB_PORT}\nprotocol websockets\nhttp_dir {web}\n"
+    )
+
+
 class BrokerUnavailableError(RuntimeError):
     """Mosquitto is not installed or would not start."""
 
