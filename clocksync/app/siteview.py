@@ -24,13 +24,29 @@ from clocksync.protocol.topics import Topics
 log = logging.getLogger(__name__)
 
 RATE_ROUNDS = 16
-"""Round arrivals the round rate is taken over."""
+"""Round summaries the round rate is taken over."""
 
 
 @dataclass
 class _Seen:
     status: Status
     at_mono: int
+    previous: Status | None = None
+
+    def truth_at(self, host_time: int) -> float | None:
+        """This participant's truth offset at `host_time`, on the line through its last
+        two statuses (a clock runs at a steady rate between corrections): statuses come
+        at different moments, and at 100 ppm a second apart is 100 µs."""
+        now, before = self.status, self.previous
+        if now.host_offset_s is None or now.host_time is None:
+            return None
+        if before is None or before.host_offset_s is None or before.host_time is None:
+            return now.host_offset_s
+        span = now.host_time - before.host_time
+        if span <= 0:
+            return now.host_offset_s
+        slope = (now.host_offset_s - before.host_offset_s) / span
+        return now.host_offset_s + slope * (host_time - now.host_time)
 
 
 @dataclass
@@ -41,7 +57,8 @@ class SiteView:
     statuses: dict[str, _Seen] = field(default_factory=dict)
     leader: Leader | None = None
     last_round: RoundSummary | None = None
-    round_arrivals: deque[int] = field(default_factory=lambda: deque(maxlen=RATE_ROUNDS))
+    round_starts: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=RATE_ROUNDS))
+    """(round, its start on the master's clock) of the latest summaries of one term."""
 
     @property
     def subscriptions(self) -> list[str]:
@@ -53,8 +70,11 @@ class SiteView:
         topic, mono = message.topic, message.received_mono
         try:
             if topic == self.topics.round and message.payload:
-                self.last_round = RoundSummary.decode(message.payload)
-                self.round_arrivals.append(mono)
+                summary = RoundSummary.decode(message.payload)
+                if self.last_round is not None and self.last_round.epoch != summary.epoch:
+                    self.round_starts.clear()  # another leader counts its own rounds
+                self.last_round = summary
+                self.round_starts.append((summary.round, summary.started))
             elif topic == self.topics.leader and message.payload:
                 self.leader = Leader.decode(message.payload)
             elif not message.payload:
@@ -64,16 +84,22 @@ class SiteView:
                 if status.name != self.topics.name_in(topic):
                     log.warning("dropped a status for %s on %s", status.name, topic)
                     return
-                self.statuses[status.name] = _Seen(status, mono)
+                seen = self.statuses.get(status.name)
+                self.statuses[status.name] = _Seen(
+                    status, mono, None if seen is None else seen.status
+                )
         except MessageError as error:
             log.warning("dropped a bad message on %s: %s", topic, error)
 
     def rounds_per_minute(self) -> float | None:
-        """Over the round summaries that arrived while watching; None before two."""
-        arrivals = self.round_arrivals
-        if len(arrivals) < 2 or arrivals[-1] == arrivals[0]:
+        """From the summaries seen (the retained one too), by their rounds' numbers and
+        start times, so that neither when they arrived nor a lost one skews it; None before
+        two of one term."""
+        starts = self.round_starts
+        if len(starts) < 2 or starts[-1][1] <= starts[0][1]:
             return None
-        return (len(arrivals) - 1) * 60 * NS_PER_S / (arrivals[-1] - arrivals[0])
+        (first, began), (last, ended) = starts[0], starts[-1]
+        return (last - first) * 60 * NS_PER_S / (ended - began)
 
     def snapshot(self, now_mono: int) -> dict[str, object]:
         """The site now, as plain data (the JSON document `monitor --once --json` prints)."""
@@ -82,7 +108,7 @@ class SiteView:
             {} if summary is None else {entry.name: entry for entry in summary.participants}
         )
         leader = self.leader
-        reference = self._leader_truth()
+        reference = self._leader()
         participants = [
             _row(seen, entries.get(name), now_mono, reference)
             for name, seen in sorted(self.statuses.items())
@@ -101,20 +127,21 @@ class SiteView:
             "participants": participants,
         }
 
-    def _leader_truth(self) -> float | None:
-        """The leader's truth offset: others' true offsets are read against it."""
+    def _leader(self) -> _Seen | None:
+        """The leader, online: the others' true offsets are read against its."""
         name = self.leader.leader if self.leader is not None else None
         seen = self.statuses.get(name or "")
-        if seen is None or seen.status.state != State.ONLINE:
-            return None
-        return seen.status.host_offset_s
+        return None if seen is None or seen.status.state != State.ONLINE else seen
 
 
 def _row(
-    seen: _Seen, entry: RoundEntry | None, now_mono: int, leader_truth: float | None
+    seen: _Seen, entry: RoundEntry | None, now_mono: int, leader: _Seen | None
 ) -> dict[str, object]:
     status = seen.status
     truth = status.host_offset_s
+    leader_truth = (
+        None if leader is None or status.host_time is None else leader.truth_at(status.host_time)
+    )
     return {
         "name": status.name,
         "role": status.role,

@@ -10,6 +10,7 @@ from clocksync.protocol.messages import Leader, RoundEntry, RoundSummary, Status
 from clocksync.protocol.topics import Topics
 
 S = 1_000_000_000
+HOST = 1_800_000_000 * S
 TOPICS = Topics("kitchen")
 
 
@@ -24,12 +25,12 @@ def status(name: str, **fields: object) -> Status:
     return Status(**(base | fields))  # type: ignore[arg-type]
 
 
-def summary(round_number: int, *entries: RoundEntry) -> RoundSummary:
+def summary(round_number: int, *entries: RoundEntry, epoch: int = 3) -> RoundSummary:
     return RoundSummary(
         master="lab",
-        epoch=3,
+        epoch=epoch,
         round=round_number,
-        started=1_800_000_000 * S,
+        started=1_800_000_000 * S + round_number * 2 * S,
         average_s=0.0,
         window_s=0.2,
         spread_s=40e-6,
@@ -50,9 +51,11 @@ def test_a_snapshot_joins_each_participants_status_with_its_row_in_the_latest_ro
     entry = RoundEntry("KMC", RoleKind.NODE, -20e-6, 300e-6, 20e-6, False)
     view = fed(
         (TOPICS.leader, Leader("lab", 3, 1_800_000_000 * S).encode(), 0),
-        (TOPICS.status("lab"), status("lab", role=RoleKind.MASTER, host_offset_s=0.5).encode(), 0),
-        (TOPICS.status("KMC"), status("KMC", host_offset_s=0.50003, last_correction_s=20e-6,
-                                      error_bound_s=80e-6, frequency_ppm=1.5).encode(), S),
+        (TOPICS.status("lab"), status("lab", role=RoleKind.MASTER, host_offset_s=0.5,
+                                      host_time=HOST).encode(), 0),
+        (TOPICS.status("KMC"), status("KMC", host_offset_s=0.50003, host_time=HOST + S,
+                                      last_correction_s=20e-6, error_bound_s=80e-6,
+                                      frequency_ppm=1.5).encode(), S),
         (TOPICS.round, summary(7, entry).encode(), 2 * S),
     )  # fmt: skip
     snapshot = view.snapshot(3 * S)
@@ -67,12 +70,30 @@ def test_a_snapshot_joins_each_participants_status_with_its_row_in_the_latest_ro
     assert rows["lab"]["offset_s"] is None, "the leader has no row of its own in this round"
 
 
-def test_the_round_rate_is_taken_over_the_rounds_seen_and_absent_before_two() -> None:
+def test_true_offsets_are_read_against_the_leaders_truth_at_the_same_moment() -> None:
+    def lab(offset_s: float, at: int) -> tuple[str, bytes, int]:
+        master = status("lab", role=RoleKind.MASTER, host_offset_s=offset_s, host_time=at)
+        return TOPICS.status("lab"), master.encode(), 0
+
+    view = fed(
+        (TOPICS.leader, Leader("lab", 3, HOST).encode(), 0),
+        lab(0.5, HOST),
+        lab(0.5001, HOST + S),  # running 100 ppm fast of the host
+        (TOPICS.status("KMC"),
+         status("KMC", host_offset_s=0.50015, host_time=HOST + S // 2).encode(), 0),
+    )  # fmt: skip
+    rows = {row["name"]: row for row in view.snapshot(0)["participants"]}  # type: ignore[attr-defined]
+    assert rows["KMC"]["true_offset_from_leader_s"] == pytest.approx(100e-6)
+
+
+def test_the_round_rate_comes_from_the_rounds_own_numbers_and_starts() -> None:
     view = fed((TOPICS.round, summary(1).encode(), 0))
     assert view.rounds_per_minute() is None
-    for number in range(2, 5):
-        view.handle(Inbound(TOPICS.round, summary(number).encode(), (number - 1) * 2 * S))
-    assert view.rounds_per_minute() == pytest.approx(30.0)
+    for number in (2, 4):  # round 3's summary lost; they arrive at once
+        view.handle(Inbound(TOPICS.round, summary(number).encode(), 0))
+    assert view.rounds_per_minute() == pytest.approx(30.0), "a round every 2 s"
+    view.handle(Inbound(TOPICS.round, summary(1, epoch=4).encode(), 0))
+    assert view.rounds_per_minute() is None, "a new leader's rounds start afresh"
 
 
 def test_a_deleted_status_forgets_its_participant() -> None:
