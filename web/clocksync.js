@@ -2,7 +2,8 @@
 //
 // The page connects to the broker over MQTT WebSockets (MQTT.js, vendor/mqtt.min.js), by
 // default the listener that served it (Mosquitto's http_dir), or ?broker=ws://host:port;
-// the site is ?site=NAME (default manipal-foodie).  It shows every participant's status,
+// the site is ?site=NAME (default manipal-foodie), its own name ?name=NAME (default a
+// random browser-…).  It shows every participant's status,
 // the leader and each round's spread, and asks the site's time servers (a Berkeley master
 // is one) for the time: MQTT 5 Response Topic and Correlation Data, its send time echoed
 // back.  Of each burst of SAMPLES exchanges it keeps the lowest-delay one: the browser's
@@ -20,7 +21,7 @@ const topics = {
   leader: `${prefix}/berkeley/leader`,
   request: `${prefix}/cristian/request`,
 };
-const name = `browser-${hex(crypto.getRandomValues(new Uint8Array(4)))}`;
+const name = params.get("name") || `browser-${hex(crypto.getRandomValues(new Uint8Array(4)))}`;
 topics.reply = `${prefix}/cristian/reply/${name}`;
 
 const SAMPLES = 8;
