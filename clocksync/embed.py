@@ -1,7 +1,7 @@
 """The site's time inside an application: a participant run on a thread of its own, whose
 clock the application reads.
 
-    from clocksync import SiteClock
+    from clocksync.embed import SiteClock
 
     with SiteClock("mqtt://broker.lan", site="manipal-foodie", name="orders-KMC") as clock:
         clock.wait_synchronized(timeout_s=30)

@@ -237,3 +237,38 @@ def test_a_trusting_client_takes_only_the_banks_sealed_answers(
         assert ask("rogue").returncode == 1, "answers sealed by another key are not taken"
     finally:
         fleet.stop()
+
+
+@pytest.mark.parametrize("scheme", [Scheme.MQTTS, Scheme.WSS])
+def test_the_monitor_and_now_work_through_the_locked_down_broker(
+    secure: SecureBroker, tmp_path: Path, scheme: Scheme
+) -> None:
+    """The monitor's account reads the site, a device's asks its time, over TLS and
+    WebSockets over TLS."""
+    site = f"{SITE}-watch-{scheme}"
+    fleet = Fleet(secure.url("bank"), site, tmp_path)
+    fleet.start("timeserver", ClockSpec("bank", 0.8), *secure.tls_args(),
+                password=secure.password("bank"))  # fmt: skip
+    try:
+        watcher = observe(secure, site)
+        try:
+            wait_for_status(watcher, "bank")
+        finally:
+            watcher.close()
+        monitor = run_cli(
+            "monitor", "--broker", str(secure.url("monitor", scheme)), *secure.tls_args(),
+            "--site", site, "--once", "--json", "--wait", "1",
+            env={PASSWORD_ENV: secure.password("monitor")},
+        )  # fmt: skip
+        assert monitor.returncode == 0, monitor.stderr
+        rows = json.loads(monitor.stdout)["participants"]
+        assert [(row["name"], row["role"]) for row in rows] == [("bank", "timeserver")]
+        now = run_cli(
+            "now", "--broker", str(secure.url("phone", scheme)), *secure.tls_args(),
+            "--site", site, "--name", "phone", "--json",
+            env={PASSWORD_ENV: secure.password("phone")},
+        )  # fmt: skip
+        assert now.returncode == 0, now.stderr
+        assert abs(json.loads(now.stdout)["offset_from_host_s"] - 0.8) < 0.01
+    finally:
+        fleet.stop()

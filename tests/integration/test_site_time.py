@@ -1,5 +1,5 @@
 """The site's time outside clocksync's own processes, through a real Mosquitto: `clocksync
-now`, the monitor's snapshot, an application embedding a participant (clocksync.SiteClock),
+now`, the monitor's snapshot, an application embedding a participant (clocksync.embed.SiteClock),
 and chronyd taking a participant as its reference clock.  The master's clock is half a
 second off the host's, so each reading is judged against the master's truth signal."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clocksync import SiteClock
+from clocksync.embed import SiteClock
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, Fleet
 from clocksync.transport.url import BrokerUrl

@@ -25,12 +25,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "app": {
         "core", "protocol", "transport", "roles", "master", "nodes", "driver", "sim", "testing",
     },
+    "embed": {"core", "protocol", "transport", "roles", "nodes", "driver", "app"},
     "__main__": {"app"},
 }  # fmt: skip
 """Which layer may import which: core (clock, estimation, selection, bounds), protocol
 (messages, wire format, topics), then the transport (paho) beside the roles (which never
 touch I/O), the driver and the simulator that run roles, the testing helpers (whose real
-links with injected delay draw from the simulator's paths), and the applications on top."""
+links with injected delay draw from the simulator's paths), and the applications on top:
+the command line and the embedding API (clocksync.embed)."""
 
 
 def modules() -> dict[str, Path]:
