@@ -45,5 +45,7 @@ class FleetRound:
         self.offsets[report.node] = report.offset_s
         return None
 
-    def result(self, average_s: float) -> FleetResult:
-        return FleetResult(self.master, self.epoch, self.number, average_s)
+    def result(
+        self, average_s: float, applied: int | None = None, slewed: int | None = None
+    ) -> FleetResult:
+        return FleetResult(self.master, self.epoch, self.number, average_s, applied, slewed)

@@ -204,11 +204,9 @@ class Leading:
             )
             for node, sample in samples.items()
         ]
-        if fleet.asked:
-            result = fleet.result(outcome.selection.average_s)
-            actions.append(
-                Publish(self.owner.topics.fleet_result, self.owner.seal(result.encode()))
-            )
+        clock = self.owner.clock
+        before_mono = clock.monotonic_ns()
+        before = clock.reading_at(before_mono)
         if samples or fleet.offsets:
             self.owner.apply_correction(
                 Measured(
@@ -216,6 +214,16 @@ class Leading:
                     collector.adjusted_at_start,
                     collector.started_mono,
                 )
+            )
+        if fleet.asked:
+            if clock.stepped_since(before_mono):
+                result = fleet.result(outcome.selection.average_s)
+            else:
+                end = clock.slew_end_mono()
+                slewed = clock.reading_at(end) if end is not None else clock.now_ns()
+                result = fleet.result(outcome.selection.average_s, before, slewed)
+            actions.append(
+                Publish(self.owner.topics.fleet_result, self.owner.seal(result.encode()))
             )
         actions.append(self._next_fleet_round())
         assert self._polling is not None

@@ -17,6 +17,9 @@ is seconds of CPU.  So a fleet round goes (clocksync.master.fleet for the leader
    any round) and publishes one result, the average A, for the whole fleet;
 5. each fleet node adds A + θ to its clock as it was when the answer arrived: exactly the
    correction the leader would have sent it (A − its offset), slewed like any correction.
+   A node whose exchange ends after the round closed (an ask late in the window, answered
+   slowly) keeps the result until its answer comes: if the leader answered once it had
+   taken A in itself, θ alone is the correction (see `_average_to_add`).
 
 What it accepts: ticks and results from the leader it follows (clocksync.nodes.leadership),
 for rounds after the last one corrected; answers only to its own outstanding requests (the
@@ -102,6 +105,9 @@ class FleetNode(Participant):
         self._asking: _Ask | None = None
         self._burst: Burst | None = None
         self._measured: dict[int, tuple[_Ask, Sample]] = {}
+        self._results: dict[int, FleetResult] = {}
+        """Results that came before this node's own measurement of their round finished:
+        an ask late in the window, answered slowly, ends after the round has closed."""
         self._corrected_through = 0
 
     @property
@@ -156,6 +162,7 @@ class FleetNode(Participant):
         followed = self.watch.follow(master, term, mono)
         if followed is Followed.SWITCHED:
             self._measured.clear()
+            self._results.clear()
             self._corrected_through = 0
         return followed is not Followed.REFUSED
 
@@ -197,6 +204,10 @@ class FleetNode(Participant):
         self._measured[asking.round] = (asking, best)
         while len(self._measured) > OPEN_ROUNDS:
             del self._measured[min(self._measured)]
+        early = self._results.pop(asking.round, None)
+        if early is not None:
+            self._apply(early)
+            return []  # the round is closed: a report now would count in no average
         if not asking.report:
             return []
         report = FleetReport(self.name, asking.epoch, asking.round, -best.offset_s, best.delay_s)
@@ -206,14 +217,31 @@ class FleetNode(Participant):
         result = self.receive(message, FleetResult)
         if result is None or not self._follow(result.master, result.epoch, message.received_mono):
             return
+        if result.round <= self._corrected_through:
+            return
+        if result.round in self._measured:
+            self._apply(result)
+            return
+        waiting = [ask for ask in (self._asking, self._due) if ask is not None]
+        if any(ask.round == result.round for ask in waiting):
+            # Its exchange ends after the round closed: kept for when the answer comes.
+            self._results[result.round] = result
+            while len(self._results) > OPEN_ROUNDS:
+                del self._results[min(self._results)]
+
+    def _apply(self, result: FleetResult) -> None:
         measured = self._measured.get(result.round)
-        if measured is None or result.round <= self._corrected_through:
+        if measured is None:
             return  # a round this node did not measure (it joined late, say)
         asking, sample = measured
         if (asking.master, asking.epoch) != (result.master, result.epoch):
             return
+        average_s = _average_to_add(result, sample)
+        if average_s is None:
+            log.info("%s: answered while the leader took round %d in", self.name, result.round)
+            return
         correction = Measured(
-            sample.offset_s + result.average_s,
+            sample.offset_s + average_s,
             sample.adjusted_ns,
             sample.arrived_mono,
             sample.delay_s,
@@ -227,3 +255,18 @@ class FleetNode(Participant):
         self._corrected_through = result.round
         for number in [number for number in self._measured if number <= result.round]:
             del self._measured[number]
+        for number in [number for number in self._results if number <= result.round]:
+            del self._results[number]
+
+
+def _average_to_add(result: FleetResult, sample: Sample) -> float | None:
+    """What to add to the offset measured to the leader: the round's average if the leader
+    answered before correcting itself for the round (the usual case), nothing if it
+    received the request once it had (the exchange ended after the round closed: the
+    leader's clock is the average already), None if in between."""
+    exchange = sample.exchange
+    if result.applied is None or exchange.t3 <= result.applied:
+        return result.average_s
+    if result.slewed is not None and exchange.t2 >= result.slewed:
+        return 0.0
+    return None

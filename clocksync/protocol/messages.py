@@ -195,7 +195,13 @@ class FleetReport(Message):
 class FleetResult(Message):
     """Leader to the whole fleet, one message: the round's average offset from the
     leader's clock.  A fleet node adds it to the offset it measured to the leader (the
-    server's clock minus its own): the same correction the leader would have sent it."""
+    server's clock minus its own): the same correction the leader would have sent it.
+
+    `applied` and `slewed` are the leader's clock when it began taking its own correction
+    for the round in, and when that is done: an answer the leader sent before `applied`
+    measured the clock the average refers to; one it received after `slewed`, the clock
+    that has taken it in already (a node whose exchange ended after the round closed).
+    Absent when the leader stepped, which can run its clock backwards."""
 
     kind: ClassVar[str] = "fleet-result"
     sealed: ClassVar[bool] = True
@@ -203,6 +209,8 @@ class FleetResult(Message):
     epoch: Count
     round: Count
     average_s: Seconds
+    applied: MaybeTime = None
+    slewed: MaybeTime = None
 
 
 @dataclass(frozen=True)

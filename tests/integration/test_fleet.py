@@ -125,6 +125,7 @@ def test_two_hundred_fleet_nodes_on_one_thread_keep_the_leaders_time(
             observer.pump(0.0)
         observer.pump(0.3)
         truths = [node.clock.host_offset_ns()[0] / 1e9 for node in nodes]
+        bounds = [node.error_bound_s() for node in nodes]
     finally:
         for driver in drivers:
             driver.close()
@@ -132,6 +133,11 @@ def test_two_hundred_fleet_nodes_on_one_thread_keep_the_leaders_time(
             os.close(descriptor)
     assert min(node.corrected for node in nodes) >= 8
     assert any(summary.fleet_asked == COUNT for summary in observer.rounds)
-    assert max(truths) - min(truths) < 2e-3, "the fleet agrees, read at one instant"
-    master = observer.true_offsets()["lab"]  # its last status: up to a round old
-    assert abs(sorted(truths)[COUNT // 2] - master) < 5e-3
+    # One exchange a round over a loaded machine can be a millisecond or two off; each
+    # node's own bound must say so.  The master's status is up to a round old: its clock,
+    # without drift, moves by microseconds meanwhile.
+    master = observer.true_offsets()["lab"]
+    for truth, bound in zip(truths, bounds, strict=True):
+        assert bound is not None
+        assert abs(truth - master) <= bound + 0.3e-3, (truth - master, bound)
+    assert max(truths) - min(truths) < 5e-3, "the fleet agrees, read at one instant"

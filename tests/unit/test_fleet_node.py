@@ -2,6 +2,7 @@
 results it applies and how far its clock then moves."""
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -48,9 +49,12 @@ def tick(
     node.on_message(inbound(TOPICS.fleet_tick, message, time.mono))
 
 
-def ask(node: FleetNode, time: FakeTime) -> list[Publish]:
+def ask(
+    node: FleetNode, time: FakeTime, between: Callable[[int], None] | None = None
+) -> list[Publish]:
     """Let the window pass; the node's request is sent and answered 100 µs later with the
-    leader LEADER_AHEAD_S ahead; return what the node publishes after the answer."""
+    leader LEADER_AHEAD_S ahead; return what the node publishes after the answer.
+    `between`, given the leader's clock when it answered, runs before the answer comes."""
     time.advance(250 * MS)
     (request,) = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
     assert request.topic == TOPICS.fleet_ask("lab", "KMC")
@@ -62,6 +66,8 @@ def ask(node: FleetNode, time: FakeTime) -> list[Publish]:
         "lab", "KMC", EPOCH, sent, sent + ahead + 50 * US, 500.0, sent + ahead + 50 * US
     )
     time.advance(100 * US)
+    if between is not None:
+        between(answer.sent)
     message = inbound(
         TOPICS.fleet_answer("KMC"), answer, time.mono, correlation=request.correlation
     )
@@ -69,10 +75,47 @@ def ask(node: FleetNode, time: FakeTime) -> list[Publish]:
 
 
 def result(
-    node: FleetNode, time: FakeTime, round_: int, average_s: float, master: str = "lab"
+    node: FleetNode,
+    time: FakeTime,
+    round_: int,
+    average_s: float,
+    master: str = "lab",
+    applied: int | None = None,
+    slewed: int | None = None,
 ) -> None:
-    message = FleetResult(master, EPOCH, round_, average_s)
+    message = FleetResult(master, EPOCH, round_, average_s, applied, slewed)
     node.on_message(inbound(TOPICS.fleet_result, message, time.mono))
+
+
+@pytest.mark.parametrize(
+    ("applied_ms", "slewed_ms", "moved_s"),
+    [
+        (1, 2, LEADER_AHEAD_S + 0.010),  # answered before the leader took the average in
+        (-2, -1, LEADER_AHEAD_S),  # answered once it had: its clock is the average already
+        (-1, 1, None),  # answered while it was taking it in: nothing is sure
+    ],
+)
+def test_a_result_that_comes_before_the_answer_is_applied_when_the_answer_comes(
+    applied_ms: int, slewed_ms: int, moved_s: float | None
+) -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    before = node.clock.now_ns()
+
+    def round_closes(answered: int) -> None:
+        applied, slewed = answered + applied_ms * MS, answered + slewed_ms * MS
+        result(node, time, 1, 0.010, applied=applied, slewed=slewed)
+        assert node.corrected == 0, "not before its own answer"
+
+    assert ask(node, time, between=round_closes) == [], "too late to report"
+    if moved_s is None:
+        assert node.corrected == 0
+        assert node.clock.now_ns() - before == 100 * US + 250 * MS
+        return
+    assert node.corrected == 1
+    moved = (node.clock.now_ns() - before - 250 * MS - 100 * US) / NS_PER_S
+    assert moved == pytest.approx(moved_s, abs=1e-5)
 
 
 def test_a_tick_brings_one_ask_to_the_leader_within_the_window_and_a_report() -> None:
