@@ -75,9 +75,11 @@ def main() -> None:
             if through != seen[index]:
                 seen[index] = through
                 corrected[through] += 1
+    # The counts first: saying goodbye on thousands of links can outlast the bench's
+    # patience with a stopping process.
+    args.out.write_text(json.dumps({"nodes": len(nodes), "corrected": corrected}))
     for driver in drivers:
         driver.close()
-    args.out.write_text(json.dumps({"nodes": len(nodes), "corrected": corrected}))
 
 
 if __name__ == "__main__":
