@@ -79,6 +79,7 @@ def result(
     time: FakeTime,
     round_: int,
     average_s: float,
+    *,
     master: str = "lab",
     applied: int | None = None,
     slewed: int | None = None,
