@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fleet import SITE, cpu_seconds, true_errors
 
+from clocksync.nodes.fleet import ANSWER_TIMEOUT_S
 from clocksync.protocol.envelope import Inbound
 from clocksync.protocol.messages import FleetTick, Poll, RoundSummary
 from clocksync.protocol.topics import Topics
@@ -120,6 +121,7 @@ def swarm(
             sys.executable, str(HERE / "swarm.py"), "--broker", str(broker), "--site", SITE,
             "--first", str(first), "--count", str(size), "--seed", str(args.seed),
             "--status-interval", str(args.fleet_status_interval), "--out", str(result),
+            "--timeout", str(args.fleet_timeout),
         ]  # fmt: skip
         processes.append((subprocess.Popen(command), result))
     return processes
@@ -147,6 +149,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--reply-timeout", type=float, default=1.5)
     parser.add_argument("--procs", type=int, default=0, help="swarm processes (default: a 2,500)")
     parser.add_argument("--fleet-status-interval", type=float, default=60.0)
+    parser.add_argument(
+        "--fleet-timeout",
+        type=float,
+        default=ANSWER_TIMEOUT_S,
+        help="a fleet node's wait for its answer, s",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args()

@@ -20,7 +20,7 @@ from pathlib import Path
 from clocksync.core.clock import SoftwareClock
 from clocksync.driver.many import Multiplexer
 from clocksync.driver.runner import Driver, StopFlag, client_id, link_for
-from clocksync.nodes.fleet import FleetNode
+from clocksync.nodes.fleet import ANSWER_TIMEOUT_S, FleetNode
 from clocksync.transport.url import BrokerUrl
 
 
@@ -36,6 +36,7 @@ def fleet_node(site: str, index: int, args: argparse.Namespace) -> FleetNode:
         site=site,
         clock=clock,
         status_interval_s=args.status_interval,
+        timeout_s=args.timeout,
         rng=rng,
     )
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--offset", type=float, default=1.0, help="clocks start ±this, s")
     parser.add_argument("--drift-ppm", type=float, default=100.0)
     parser.add_argument("--status-interval", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=ANSWER_TIMEOUT_S, help="answer wait, s")
     parser.add_argument("--connect-per-s", type=float, default=1000.0)
     parser.add_argument("--nice", type=int, default=10)
     parser.add_argument("--gather", type=float, default=0.005, metavar="SECONDS")

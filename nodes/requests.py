@@ -60,6 +60,11 @@ class PendingRequests:
             del self._waiting[key]
         return len(late)
 
+    def abandon(self) -> None:
+        """Give up on every request now: an answer to one would be a sample of a round
+        its asker has moved on from."""
+        self._waiting.clear()
+
     def next_deadline(self) -> int | None:
         """The earliest deadline of an outstanding request."""
         return min((r.deadline_mono for r in self._waiting.values()), default=None)

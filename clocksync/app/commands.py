@@ -20,10 +20,11 @@ from clocksync.app.options import (
     protocol_option,
 )
 from clocksync.master.rounds import MAX_REPLY_TIMEOUT_S, RoundPlan
+from clocksync.nodes.fleet import ANSWER_TIMEOUT_S
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 CRISTIAN_DEFAULTS = {"interval": 1.0, "samples": 8, "timeout": 0.5}
-FLEET_DEFAULTS = {"samples": 1, "timeout": 0.5}
+FLEET_DEFAULTS = {"samples": 1, "timeout": ANSWER_TIMEOUT_S}
 """A fleet node asks once a round: the leader's answers are its whole per-node cost, and
 the node's history filters across rounds what one exchange does not."""
 BUSY_POLL_S = 0.002
@@ -154,7 +155,8 @@ def _add_node(commands: Commands) -> None:
         "--timeout",
         type=positive,
         metavar="SECONDS",
-        help=f"give up on an answer after this (default: {CRISTIAN_DEFAULTS['timeout']:g})",
+        help="give up on an answer after this "
+        f"(default: {CRISTIAN_DEFAULTS['timeout']:g}, fleet {FLEET_DEFAULTS['timeout']:g})",
     )
     protocol_option(node)
     clock_options(node)

@@ -207,3 +207,20 @@ def test_a_node_asks_no_sooner_than_the_tick_says_the_leader_has_settled() -> No
     assert not [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
     time.advance(51 * MS)
     assert [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+
+
+def test_a_wait_for_an_answer_gives_way_to_the_next_rounds_ask() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    time.advance(250 * MS)
+    first = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    assert len(first) == 1, "round 1's ask"
+    time.advance(500 * MS)  # no answer, and less than the 2 s the node would wait
+    assert [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic] == []
+    tick(node, time, 2)
+    time.advance(250 * MS)
+    second = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    assert len(second) == 1, "round 2 is asked at its moment, round 1 given up"
+    sent = [TimeRequest.decode(ask.payload).sent for ask in (*first, *second)]
+    assert sent[1] - sent[0] == 750 * MS, "a new request, at round 2's moment"
