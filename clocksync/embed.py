@@ -21,21 +21,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
-from clocksync.app.commands import CRISTIAN_DEFAULTS
+from clocksync.app.nodes import Sync, node_for
 from clocksync.core.clock import NS_PER_S, SoftwareClock
-from clocksync.driver.chrony import ChronyFeed
-from clocksync.driver.runner import Driver, StopFlag, client_id, link_for
-from clocksync.nodes.berkeley import BerkeleyNode
-from clocksync.nodes.cristian import CristianNode
-from clocksync.nodes.fleet import FleetNode
+from clocksync.driver.runner import StopFlag, participant_driver
 from clocksync.protocol.enums import MqttVersion
-from clocksync.protocol.signing import NO_KEYS, Keys, Signer, TrustedKeys
-from clocksync.roles.participant import Participant
+from clocksync.protocol.signing import Keys
 from clocksync.transport.url import BrokerUrl, TlsFiles
-
-Sync = Literal["fleet", "cristian", "berkeley"]
 
 
 class SiteClock:
@@ -65,30 +57,19 @@ class SiteClock:
         offset_s: float = 0.0,
     ) -> None:
         url = broker if isinstance(broker, BrokerUrl) else BrokerUrl.parse(broker)
-        keys = Keys(
-            signer=None if signing_key is None else Signer.load(signing_key),
-            trusted=TrustedKeys.load(list(trust_keys)) if trust_keys else None,
-        )
-        clock = SoftwareClock(offset_s=offset_s)
-        self.participant = _participant(
+        self.participant = node_for(
             sync,
             name=name,
             site=site,
-            clock=clock,
-            interval_s=interval_s,
+            clock=SoftwareClock(offset_s=offset_s),
             status_interval_s=status_interval_s,
             protocol=protocol,
-            keys=keys,
+            keys=Keys.load(signing_key, trust_keys),
+            interval_s=interval_s,
         )
-        link = link_for(
-            self.participant, url, client_id(site, name), protocol, tls, password=password
+        self._driver = participant_driver(
+            self.participant, url, protocol, tls, password=password, chrony_sock=chrony_sock
         )
-        chrony = (
-            None
-            if chrony_sock is None
-            else ChronyFeed(chrony_sock, clock, lambda: self.participant.synchronized)
-        )
-        self._driver = Driver(self.participant, link, chrony=chrony)
         self._stop = StopFlag()
         self._thread = threading.Thread(
             target=self._driver.run, args=(self._stop,), name=f"clocksync-{name}", daemon=True
@@ -148,32 +129,3 @@ class SiteClock:
         """How far the clock may be off the site's time now, where the participant knows it
         (a Cristian node, a fleet node: its last exchange's bound, grown since)."""
         return self.participant.error_bound_s()
-
-
-def _participant(
-    sync: Sync,
-    *,
-    name: str,
-    site: str,
-    clock: SoftwareClock,
-    interval_s: float,
-    status_interval_s: float,
-    protocol: MqttVersion,
-    keys: Keys = NO_KEYS,
-) -> Participant:
-    if sync == "fleet":
-        return FleetNode(
-            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys,
-            protocol=protocol,
-        )  # fmt: skip
-    if sync == "cristian":
-        return CristianNode(
-            name=name, site=site, clock=clock, interval_s=interval_s,
-            samples=int(CRISTIAN_DEFAULTS["samples"]), timeout_s=CRISTIAN_DEFAULTS["timeout"],
-            status_interval_s=status_interval_s, protocol=protocol, keys=keys,
-        )  # fmt: skip
-    if sync == "berkeley":
-        return BerkeleyNode(
-            name=name, site=site, clock=clock, status_interval_s=status_interval_s, keys=keys
-        )
-    raise ValueError(f"sync must be fleet, cristian or berkeley, not {sync!r}")

@@ -31,6 +31,7 @@ import random
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.core.sample import Sample
@@ -212,8 +213,7 @@ class FleetNode(Participant):
             log.info("%s: no answer from the leader this round", self.name)
             return []
         self._measured[asking.round] = (asking, best)
-        while len(self._measured) > OPEN_ROUNDS:
-            del self._measured[min(self._measured)]
+        _keep_latest(self._measured)
         early = self._results.pop(asking.round, None)
         if early is not None:
             self._apply(early)
@@ -236,8 +236,7 @@ class FleetNode(Participant):
         if any(ask.round == result.round for ask in waiting):
             # Its exchange ends after the round closed: kept for when the answer comes.
             self._results[result.round] = result
-            while len(self._results) > OPEN_ROUNDS:
-                del self._results[min(self._results)]
+            _keep_latest(self._results)
 
     def _apply(self, result: FleetResult) -> None:
         measured = self._measured.get(result.round)
@@ -263,10 +262,15 @@ class FleetNode(Participant):
             return
         self.corrected += 1
         self._corrected_through = result.round
-        for number in [number for number in self._measured if number <= result.round]:
-            del self._measured[number]
-        for number in [number for number in self._results if number <= result.round]:
-            del self._results[number]
+        for rounds in (self._measured, self._results):
+            for number in [number for number in rounds if number <= result.round]:
+                del rounds[number]
+
+
+def _keep_latest(rounds: dict[int, Any]) -> None:
+    """Keep the OPEN_ROUNDS latest rounds' entries."""
+    while len(rounds) > OPEN_ROUNDS:
+        del rounds[min(rounds)]
 
 
 def _average_to_add(result: FleetResult, sample: Sample) -> float | None:

@@ -8,25 +8,22 @@ from pathlib import Path
 
 from clocksync.app import driftfile
 from clocksync.app.ask import AskOptions, run_ask
-from clocksync.app.commands import CRISTIAN_DEFAULTS, FLEET_DEFAULTS, build_parser
+from clocksync.app.commands import CRISTIAN_DEFAULTS, build_parser
 from clocksync.app.demo import run_demo
 from clocksync.app.logs import WarningThrottle
 from clocksync.app.monitor import MonitorOptions, run_monitor
+from clocksync.app.nodes import node_for
 from clocksync.app.options import (
     clock_from,
     keys_from,
     tls_from,
 )
 from clocksync.core.clock import SoftwareClock
-from clocksync.driver.chrony import ChronyFeed
-from clocksync.driver.runner import Driver, StopFlag, client_id, link_for
+from clocksync.driver.runner import StopFlag, participant_driver
 from clocksync.master.berkeley import BerkeleyMaster
 from clocksync.master.rounds import RoundPlan
 from clocksync.master.timeserver import TimeServer
-from clocksync.nodes.berkeley import BerkeleyNode
-from clocksync.nodes.cristian import CristianNode
-from clocksync.nodes.fleet import FleetNode
-from clocksync.protocol.signing import Keys, Signer
+from clocksync.protocol.signing import Signer
 from clocksync.roles.participant import Participant
 
 
@@ -94,21 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = clock_from(parser, args)
     if args.command == "master":
         return _serve(_master(parser, args, clock), args)
-    if args.sync == "cristian":
-        return _serve(_cristian_node(args, clock, keys_from(parser, args)), args)
-    if args.sync == "fleet":
-        if args.interval is not None:
-            parser.error("--interval needs --sync cristian")
-        return _serve(_fleet_node(args, clock, keys_from(parser, args)), args)
+    if args.sync == "fleet" and args.interval is not None:
+        parser.error("--interval needs --sync cristian")
     cristian_only = [key for key in CRISTIAN_DEFAULTS if getattr(args, key) is not None]
-    if cristian_only:
+    if args.sync == "berkeley" and cristian_only:
         parser.error("--interval, --samples and --timeout need --sync cristian or fleet")
-    node = BerkeleyNode(
+    node = node_for(
+        args.sync,
         name=args.name,
         site=args.site,
         clock=clock,
         status_interval_s=args.status_interval,
+        protocol=args.protocol,
         keys=keys_from(parser, args),
+        interval_s=args.interval,
+        samples=args.samples,
+        timeout_s=args.timeout,
     )
     return _serve(node, args)
 
@@ -126,14 +124,12 @@ def _keygen(parser: argparse.ArgumentParser, prefix: Path) -> int:
 def _serve(role: Participant, args: argparse.Namespace, *, busy_poll_s: float = 0.0) -> int:
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
-    link = link_for(role, args.broker, client_id(args.site, role.name), args.protocol, args.tls)
-    chrony = (
-        None
-        if args.chrony_sock is None
-        else ChronyFeed(args.chrony_sock, role.clock, lambda: role.synchronized)
-    )
+    driver = participant_driver(
+        role, args.broker, args.protocol, args.tls, chrony_sock=args.chrony_sock,
+        busy_poll_s=busy_poll_s,
+    )  # fmt: skip
     try:
-        return Driver(role, link, busy_poll_s=busy_poll_s, chrony=chrony).run(stop)
+        return driver.run(stop)
     finally:
         drift_file = getattr(args, "drift_file", None)
         if drift_file is not None:
@@ -161,35 +157,4 @@ def _master(
         timeserver=args.timeserver,
         keys=keys_from(parser, args),
         priority=args.priority,
-    )
-
-
-def _fleet_node(args: argparse.Namespace, clock: SoftwareClock, keys: Keys) -> FleetNode:
-    return FleetNode(
-        name=args.name,
-        site=args.site,
-        clock=clock,
-        status_interval_s=args.status_interval,
-        samples=int(args.samples or FLEET_DEFAULTS["samples"]),
-        timeout_s=float(args.timeout or FLEET_DEFAULTS["timeout"]),
-        keys=keys,
-        protocol=args.protocol,
-    )
-
-
-def _cristian_node(args: argparse.Namespace, clock: SoftwareClock, keys: Keys) -> CristianNode:
-    def option(key: str) -> float:
-        value = getattr(args, key)
-        return float(CRISTIAN_DEFAULTS[key] if value is None else value)
-
-    return CristianNode(
-        name=args.name,
-        site=args.site,
-        clock=clock,
-        interval_s=option("interval"),
-        samples=int(option("samples")),
-        timeout_s=option("timeout"),
-        status_interval_s=args.status_interval,
-        protocol=args.protocol,
-        keys=keys,
     )

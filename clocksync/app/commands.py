@@ -207,20 +207,7 @@ def _add_ask(commands: Commands) -> None:
         required=True,
         help="this client's name; answers come to it",
     )
-    ask.add_argument(
-        "--samples",
-        type=positive_int,
-        default=CRISTIAN_DEFAULTS["samples"],
-        help="exchanges; the lowest-delay one counts (default: %(default)s)",
-    )
-    ask.add_argument(
-        "--timeout",
-        type=positive,
-        default=1.0,
-        metavar="SECONDS",
-        help="give up on an answer (and on the broker) after this (default: %(default)g)",
-    )
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    _exchange_options(ask)
     ask.add_argument(
         "--apply",
         action="store_true",
@@ -229,6 +216,24 @@ def _add_ask(commands: Commands) -> None:
     protocol_option(ask)
     offset_options(ask, drift_too=False)
     key_options(ask, trust="time answers")
+
+
+def _exchange_options(parser: argparse.ArgumentParser) -> None:
+    """What `ask` and `now` share: how many exchanges, how long to wait, JSON or not."""
+    parser.add_argument(
+        "--samples",
+        type=positive_int,
+        default=CRISTIAN_DEFAULTS["samples"],
+        help="exchanges; the lowest-delay one counts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="give up on an answer (and on the broker) after this (default: %(default)g)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _add_now(commands: Commands) -> None:
@@ -243,20 +248,7 @@ def _add_now(commands: Commands) -> None:
         default="now",
         help="this client's name; answers come to it (default: now)",
     )
-    now.add_argument(
-        "--samples",
-        type=positive_int,
-        default=CRISTIAN_DEFAULTS["samples"],
-        help="exchanges; the lowest-delay one counts (default: %(default)s)",
-    )
-    now.add_argument(
-        "--timeout",
-        type=positive,
-        default=1.0,
-        metavar="SECONDS",
-        help="give up on an answer (and on the broker) after this (default: %(default)g)",
-    )
-    now.add_argument("--json", action="store_true", help="print one JSON object")
+    _exchange_options(now)
     protocol_option(now)
     key_options(now, trust="time answers")
 

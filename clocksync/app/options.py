@@ -9,7 +9,7 @@ from pathlib import Path
 from clocksync.app import driftfile
 from clocksync.core.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
-from clocksync.protocol.signing import KeyFileError, Keys, Signer, TrustedKeys
+from clocksync.protocol.signing import KeyFileError, Keys
 from clocksync.protocol.topics import check_name
 from clocksync.transport.url import BROKER_ENV, DEFAULT_BROKER, TLS_ENV, BrokerUrl, TlsFiles
 
@@ -171,12 +171,7 @@ def key_options(
 
 def keys_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Keys:
     try:
-        signing = getattr(args, "signing_key", None)
-        trusted = getattr(args, "trust_key", None)
-        return Keys(
-            signer=None if signing is None else Signer.load(signing),
-            trusted=None if trusted is None else TrustedKeys.load(trusted),
-        )
+        return Keys.load(getattr(args, "signing_key", None), getattr(args, "trust_key", None))
     except KeyFileError as error:
         parser.error(str(error))
 

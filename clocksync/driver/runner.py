@@ -10,6 +10,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from clocksync.core.clock import NS_PER_S
@@ -18,6 +19,7 @@ from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action
 from clocksync.protocol.signing import Signer, finish_at_send
 from clocksync.protocol.wire import SEND_TIME_MARKER
+from clocksync.roles.participant import Participant
 from clocksync.roles.role import Role, carry_out
 from clocksync.transport.link import Connected, MqttLink
 from clocksync.transport.url import BrokerUrl, TlsFiles
@@ -104,6 +106,28 @@ def link_for(
         tls=tls,
         password=password,
     )
+
+
+def participant_driver(
+    participant: Participant,
+    broker: BrokerUrl,
+    protocol: MqttVersion = MqttVersion.V5,
+    tls: TlsFiles | None = None,
+    *,
+    password: str | None = None,
+    chrony_sock: Path | None = None,
+    busy_poll_s: float = 0.0,
+) -> "Driver":
+    """A participant's driver over its own link (its usual client id), feeding chronyd at
+    `chrony_sock` once it is synchronized, if given."""
+    site, name = participant.topics.site, participant.name
+    link = link_for(participant, broker, client_id(site, name), protocol, tls, password=password)
+    chrony = (
+        None
+        if chrony_sock is None
+        else ChronyFeed(chrony_sock, participant.clock, lambda: participant.synchronized)
+    )
+    return Driver(participant, link, busy_poll_s=busy_poll_s, chrony=chrony)
 
 
 class Driver:

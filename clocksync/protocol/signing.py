@@ -23,7 +23,7 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,6 +173,15 @@ class Keys:
 
     signer: Signer | None = None
     trusted: TrustedKeys | None = None
+
+    @classmethod
+    def load(cls, signing_key: Path | None, trust_keys: Sequence[Path] | None) -> "Keys":
+        """From a private key file and public key files (none given: none used); raises
+        KeyFileError for one that cannot be read."""
+        return cls(
+            signer=None if signing_key is None else Signer.load(signing_key),
+            trusted=TrustedKeys.load(trust_keys) if trust_keys else None,
+        )
 
 
 NO_KEYS = Keys()
