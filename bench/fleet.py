@@ -11,7 +11,8 @@ import contextlib
 import os
 import random
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path as FilePath
@@ -19,14 +20,17 @@ from pathlib import Path as FilePath
 from clocksync.protocol.messages import RoundSummary
 from clocksync.sim.delays import Path
 from clocksync.sim.scenarios import MASTER, percentile
+from clocksync.testing.ejabberd import PASSWORD, EjabberdCluster
 from clocksync.testing.localbroker import LocalMosquitto, bridged_to
 from clocksync.testing.netem import DelayLink
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
-from clocksync.transport.url import BrokerUrl
+from clocksync.transport.url import PASSWORD_ENV, BrokerUrl
 
 CONVERGED_S = 0.001
 BRIDGE_CONF = FilePath(__file__).resolve().parents[1] / "broker" / "bridge.conf"
+EJABBERD_CONF = FilePath(__file__).resolve().parents[1] / "broker" / "ejabberd.yml"
+TOPOLOGIES = ("one", "bridge", "cluster")
 STATUS_INTERVAL = "0.1"
 SITE = "bench"
 
@@ -39,6 +43,8 @@ class Run:
     errors_s: list[float]
     rounds: list[RoundSummary]
     master_cpu_s: float
+    round_s: list[float]
+    """Each measured round's time: from its start to its summary reaching the observer."""
 
 
 def fleet(seed: int, nodes: Sequence[str], offset_s: float, drift_ppm: float) -> list[ClockSpec]:
@@ -86,21 +92,17 @@ def run_fleet(
     interval_s: float = 1.0,
     settle_rounds: int = 0,
     path: Path | None = None,
-    bridged: bool = False,
+    topology: str = "one",
 ) -> Run:
     """Run the master (`clocks[0]`) and the nodes until converged and `rounds` more, every
     participant publishing its status every `status_interval` seconds, the master starting
     a round every `interval_s`; errors count from `settle_rounds` after converging.  With
     a `path`, each node reaches the broker over its own link delayed as the path says
-    (clocksync.testing.netem); the master sits beside the broker.  `bridged`, the nodes
-    connect to a second broker bridged to the master's as broker/bridge.conf says."""
+    (clocksync.testing.netem); the master sits beside the broker, the nodes on the
+    `topology`'s other broker (see `brokers`)."""
     master, *nodes = clocks
-    with LocalMosquitto() as broker, contextlib.ExitStack() as links:
-        nodes_broker = broker.url
-        if bridged:
-            bridged_broker = bridged_to(broker.url, BRIDGE_CONF.read_text())
-            nodes_broker = links.enter_context(bridged_broker).url
-        observer = Observer(broker.url, SITE, keep_history=True)
+    with brokers(topology) as (master_broker, nodes_broker), contextlib.ExitStack() as links:
+        observer = Observer(master_broker, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
             if not observer.link.wait_until_ready(10):
@@ -115,13 +117,38 @@ def run_fleet(
             if not observer.wait_for(lambda: names <= set(observer.true_offsets()), 60):
                 raise RuntimeError("the nodes did not come online")
             master_options = [*options, "--interval", repr(interval_s)]
-            master_process = _start("master", master, broker.url, master_options)
+            master_process = _start("master", master, master_broker, master_options)
             processes.append(master_process)
             plan = Plan(rounds, settle_rounds, max(15.0, 5 * interval_s), converge_only)
             return _measure(observer, [c.name for c in nodes], plan, master_process.pid)
         finally:
             observer.close()
             stop_processes(processes)
+
+
+@contextlib.contextmanager
+def brokers(topology: str) -> Iterator[tuple[BrokerUrl, BrokerUrl]]:
+    """The master's broker and the nodes': `one` Mosquitto for both; a second Mosquitto
+    `bridge`d to the master's (broker/bridge.conf); or two members of an ejabberd
+    `cluster` (broker/ejabberd.yml; every participant then logs in, with PASSWORD)."""
+    if topology == "cluster":
+        before = os.environ.get(PASSWORD_ENV)
+        os.environ[PASSWORD_ENV] = PASSWORD
+        try:
+            with EjabberdCluster(2, EJABBERD_CONF) as cluster:
+                yield cluster.urls[0], cluster.urls[1]
+        finally:
+            if before is None:
+                del os.environ[PASSWORD_ENV]
+            else:
+                os.environ[PASSWORD_ENV] = before
+        return
+    with LocalMosquitto() as broker:
+        if topology == "bridge":
+            with bridged_to(broker.url, BRIDGE_CONF.read_text()) as second:
+                yield broker.url, second.url
+        else:
+            yield broker.url, broker.url
 
 
 def _start(
@@ -168,7 +195,22 @@ def _measure(observer: Observer, nodes: list[str], plan: Plan, master_pid: int) 
         if converged_after is not None and summary.round >= converged_after + plan.rounds:
             break
     if converged_after is None:
-        return Run(None, [], [], 0.0)
+        return Run(None, [], [], 0.0, [])
     cpu = cpu_seconds(master_pid) - cpu_before
     measured = [s for s in observer.rounds if s.round > converged_after]
-    return Run(converged_after, true_errors(observer, nodes, since), measured, cpu)
+    errors = true_errors(observer, nodes, since)
+    return Run(converged_after, errors, measured, cpu, round_times(observer, converged_after))
+
+
+def round_times(observer: Observer, after: int) -> list[float]:
+    """From each round's start (the master's clock, taken back to the host's by its truth
+    signal) to its summary's arrival at the observer, for the rounds after `after`."""
+    wall_minus_mono_ns = time.time_ns() - time.monotonic_ns()
+    times = []
+    for summary, arrived in zip(observer.rounds, observer.round_arrivals, strict=True):
+        arrived_ns = round(arrived * 1e9) + wall_minus_mono_ns
+        master_offset_s = observer.offset_at(MASTER, arrived_ns)
+        if summary.round > after and master_offset_s is not None:
+            started_ns = summary.started - round(master_offset_s * 1e9)
+            times.append((arrived_ns - started_ns) / 1e9)
+    return times

@@ -1,8 +1,8 @@
 """Real-network scenarios: Berkeley and Cristian over links with injected delay, judged from
 the truth signal, beside each link's floor (half its asymmetry).
 
-    .venv/bin/python bench/links.py [--scenarios lan,wifi,busy,wan,bridge] [--rounds 60]
-        [--settle 20]
+    .venv/bin/python bench/links.py [--scenarios lan,wifi,busy,wan,bridge,cluster]
+        [--rounds 60] [--settle 20]
 
 Every participant is its own process on a private Mosquitto.  Berkeley: the master beside
 the broker, the four lines each over its own link (clocksync.testing.netem), drifts within
@@ -11,6 +11,8 @@ the broker, the four lines each over its own link (clocksync.testing.netem), dri
 link syncing every second (8 exchanges), drift 100 ppm; |device - server| over the same
 span, and how often the device's reported error bound held.  `bridge`: no delay, but the
 lines (and the device) on a second Mosquitto bridged to the master's (broker/bridge.conf).
+`cluster`: no delay, the master (and the server) on one member of a two-node ejabberd
+cluster, the lines (and the device) on the other (broker/ejabberd.yml; needs root).
 """
 
 import argparse
@@ -18,12 +20,11 @@ import contextlib
 import random
 import subprocess
 
-from fleet import BRIDGE_CONF, STATUS_INTERVAL, fleet, run_fleet
+from fleet import STATUS_INTERVAL, TOPOLOGIES, brokers, fleet, run_fleet
 
 from clocksync.protocol.enums import State
 from clocksync.sim.delays import Path
 from clocksync.sim.scenarios import LINES, percentile
-from clocksync.testing.localbroker import LocalMosquitto, bridged_to
 from clocksync.testing.netem import SCENARIOS, DelayLink, floor_s
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
@@ -31,16 +32,12 @@ from clocksync.testing.processes import ClockSpec, participant_command, stop_pro
 SITE = "links"
 
 
-def cristian(path: Path, syncs: int, settle: int, bridged: bool) -> tuple[list[float], int, int]:
+def cristian(path: Path, syncs: int, settle: int, topology: str) -> tuple[list[float], int, int]:
     """|device - server| at every device status after `settle` syncs, for `syncs` more;
     and of those statuses, how many had a bound and how many bounds held."""
-    with LocalMosquitto() as broker, contextlib.ExitStack() as stack:
-        device_broker = broker.url
-        if bridged:
-            bridged_broker = bridged_to(broker.url, BRIDGE_CONF.read_text())
-            device_broker = stack.enter_context(bridged_broker).url
+    with brokers(topology) as (server_broker, device_broker), contextlib.ExitStack() as stack:
         link = stack.enter_context(contextlib.closing(DelayLink(device_broker, path)))
-        observer = Observer(broker.url, SITE, keep_history=True)
+        observer = Observer(server_broker, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
             options = ["--status-interval", STATUS_INTERVAL, "--log-level", "error"]
@@ -48,7 +45,7 @@ def cristian(path: Path, syncs: int, settle: int, bridged: bool) -> tuple[list[f
             device = ClockSpec("phone", 0.3, 100.0)
             processes.append(
                 subprocess.Popen(
-                    participant_command("timeserver", server, broker.url, SITE, options)
+                    participant_command("timeserver", server, server_broker, SITE, options)
                 )
             )
             device_options = [*options, "--sync", "cristian", "--interval", "1"]
@@ -92,32 +89,33 @@ def cell(errors_s: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="lan,wifi,busy,wan,bridge")
+    parser.add_argument("--scenarios", default="lan,wifi,busy,wan,bridge,cluster")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--settle", type=int, default=20)
     args = parser.parse_args()
     print(
         "| link | floor, µs | Berkeley \\|line − master\\|, µs (p50 / p99) "
-        "| Cristian \\|device − server\\|, µs (p50 / p99) | bound held | Berkeley delay p50, µs |"
+        "| Cristian \\|device − server\\|, µs (p50 / p99) | bound held | Berkeley delay p50, µs "
+        "| round time p50, ms |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name in args.scenarios.split(","):
-        bridged = name == "bridge"
-        path = SCENARIOS["loopback" if bridged else name]
+        topology = name if name in TOPOLOGIES else "one"
+        path = SCENARIOS["loopback" if topology != "one" else name]
         floor = floor_s(path, random.Random(1))
         run = run_fleet(
             fleet(1, LINES, 5.0, 100.0),
             rounds=args.settle + args.rounds,
             settle_rounds=args.settle,
             path=path,
-            bridged=bridged,
+            topology=topology,
         )
-        errors, bounded, held = cristian(path, args.rounds, args.settle, bridged)
+        errors, bounded, held = cristian(path, args.rounds, args.settle, topology)
         coverage = f"{held}/{bounded}" if bounded else "no bound"
         delays = [p.delay_s * 1e6 for s in run.rounds for p in s.participants if p.role == "node"]
         print(
             f"| {name} | {floor * 1e6:.0f} | {cell(run.errors_s)} | {cell(errors)} | {coverage} "
-            f"| {percentile(delays, 0.5):.0f} |",
+            f"| {percentile(delays, 0.5):.0f} | {percentile(run.round_s, 0.5) * 1e3:.1f} |",
             flush=True,
         )
 

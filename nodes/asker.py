@@ -18,7 +18,7 @@ from clocksync.core.clock import HOST_TOLERANCE_PPM, NS_PER_S, SoftwareClock
 from clocksync.core.measurement import Exchange
 from clocksync.core.sample import Sample
 from clocksync.core.selection import lowest_delay, marzullo
-from clocksync.nodes.requests import Outstanding, PendingRequests
+from clocksync.nodes.requests import ANSWERED_BY_ANOTHER, Outstanding, PendingRequests
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import TimeRequest, TimeResponse
@@ -122,7 +122,10 @@ class Asker:
         if message.correlation not in (None, correlation):
             log.warning("dropped a time response from %s: two correlations", response.server)
             return None
-        request = self.pending.take(correlation, response.echo, arrived_mono)
+        request = self.pending.take(correlation, response.echo, arrived_mono, response.server)
+        if request == ANSWERED_BY_ANOTHER:
+            log.debug("dropped a time response from %s: %s", response.server, request)
+            return None
         if isinstance(request, str):
             log.warning("dropped a time response from %s: %s", response.server, request)
             return None

@@ -3,10 +3,17 @@
 An answer counts only if its correlation data names an outstanding request, its echo is
 that request's send time, and it came before the request's deadline; it is then taken out,
 so a duplicate of it matches nothing.  A mismatched echo leaves the request outstanding,
-since the genuine answer may still come.
+since the genuine answer may still come.  On a broker without shared subscriptions every
+time server answers every request: a later server's answer to a request already answered
+is expected there, and told apart from a replay.
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
+
+REMEMBERED_ANSWERS = 64
+"""Answered requests remembered, to tell a second server's answer from a replay."""
+ANSWERED_BY_ANOTHER = "another server answered it first"
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class PendingRequests:
 
     def __init__(self) -> None:
         self._waiting: dict[bytes, Outstanding] = {}
+        self._answered: OrderedDict[bytes, str] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -41,14 +49,23 @@ class PendingRequests:
                 request, sent_mono=sent_mono, deadline_mono=sent_mono + timeout
             )
 
-    def take(self, correlation: bytes, echo: int, arrived_mono: int) -> Outstanding | str:
-        """The request this answer is for, or why the answer matches none."""
+    def take(
+        self, correlation: bytes, echo: int, arrived_mono: int, server: str
+    ) -> Outstanding | str:
+        """The request `server`'s answer is for, or why the answer matches none
+        (ANSWERED_BY_ANOTHER when a different server's answer to it came first)."""
         request = self._waiting.get(correlation)
         if request is None:
+            first = self._answered.get(correlation)
+            if first is not None and first != server:
+                return ANSWERED_BY_ANOTHER
             return "it answers no outstanding request (stale, duplicate or foreign)"
         if request.echo != echo:
             return "its echoed send time is not the request's"
         del self._waiting[correlation]
+        self._answered[correlation] = server
+        if len(self._answered) > REMEMBERED_ANSWERS:
+            self._answered.popitem(last=False)
         if arrived_mono > request.deadline_mono:
             return "it came after the request timed out"
         return request

@@ -81,7 +81,9 @@ class MqttLink:
         self.broker = broker
         self.protocol = protocol
         self._client_id = client_id
-        self._subscriptions = [_for_protocol(topic, protocol) for topic in subscriptions]
+        self._wanted = list(subscriptions)
+        self._shared = protocol == MqttVersion.V5  # until the broker's CONNACK says
+        self._subscriptions = [_as_subscribed(t, shared=self._shared) for t in subscriptions]
         scheme = broker.scheme
         self._client = ClocksyncClient.create(
             client_id, protocol, websockets=scheme.websockets, tls=scheme.tls
@@ -262,7 +264,7 @@ class MqttLink:
         inbox = self._client.inbox
         if inbox:
             self.last_delivery_mono = time.monotonic_ns()
-            if self.protocol == MqttVersion.V5:
+            if self._shared:
                 events.extend(inbox)
             else:
                 events.extend(message for message in inbox if self._subscribed(message.topic))
@@ -271,9 +273,10 @@ class MqttLink:
         return events
 
     def _subscribed(self, topic: str) -> bool:
-        """Whether a message's topic matches one of the link's subscriptions.  Some 3.1.1
-        brokers send more: amqtt 0.12 sends every client that connects the retained
-        messages of every filter any client has subscribed to.  Such strays are dropped."""
+        """Whether a message's topic matches one of the link's subscriptions.  Some brokers
+        without shared subscriptions send more: amqtt 0.12 sends every client that connects
+        the retained messages of every filter any client has subscribed to.  Such strays
+        are dropped."""
         if any(topic_matches_sub(subscription, topic) for subscription in self._subscriptions):
             return True
         log.debug("dropped a message on %s, which %s did not subscribe to", topic, self._client_id)
@@ -343,6 +346,8 @@ class MqttLink:
             return
         self.refusal = None
         self._awaiting_subacks.clear()
+        self._shared = self.protocol == MqttVersion.V5 and _offers_shared(properties)
+        self._subscriptions = [_as_subscribed(t, shared=self._shared) for t in self._wanted]
         for topic in self._subscriptions:
             _, mid = client.subscribe(topic, qos=0)
             if mid is not None:
@@ -443,11 +448,17 @@ class MqttLink:
         return bool(poller.poll(round(timeout_s * 1000)))
 
 
-def _for_protocol(subscription: str, protocol: MqttVersion) -> str:
-    """Shared subscriptions (`$share/GROUP/TOPIC`) are MQTT 5's: a 3.1.1-only broker takes
-    one for a topic of that name, which nobody publishes to.  On 3.1.1 the link subscribes to
-    TOPIC itself, so each of several time servers answers every request (a client keeps the
-    first answer and drops the others as unrequested)."""
-    if protocol == MqttVersion.V5 or not subscription.startswith("$share/"):
+def _offers_shared(properties: Properties | None) -> bool:
+    """Whether an MQTT 5 broker's CONNACK allows shared subscriptions: absent means yes."""
+    return getattr(properties, "SharedSubscriptionAvailable", 1) != 0
+
+
+def _as_subscribed(subscription: str, *, shared: bool) -> str:
+    """The filter to subscribe with.  A broker without shared subscriptions (every 3.1.1
+    one, and MQTT 5 ones that say so, as ejabberd's does) would take `$share/GROUP/TOPIC`
+    for a topic of that name, which nobody publishes to, or refuse it.  There the link
+    subscribes to TOPIC itself, so each of several time servers answers every request (a
+    client keeps the first answer and drops the others as unrequested)."""
+    if shared or not subscription.startswith("$share/"):
         return subscription
     return subscription.split("/", 2)[2]

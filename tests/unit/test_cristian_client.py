@@ -1,6 +1,8 @@
 """The Cristian client's decisions, in-process: what it asks, which answers it accepts, what
 a burst keeps, and how a Cristian node corrects its clock."""
 
+import logging
+
 import pytest
 
 from clocksync.core.clock import NS_PER_S
@@ -121,6 +123,12 @@ def test_stale_duplicate_forged_and_late_answers_are_dropped(
     assert len(asker.pending) == 1, "and the genuine answer may still come"
     assert asker.take(answer) is not None
     assert asker.take(answer) is None, "a duplicate"
+    assert "no outstanding request" in caplog.text
+    caplog.clear()
+    second_server = server.answer(time, request, server="bank-2")
+    with caplog.at_level(logging.DEBUG):
+        assert asker.take(second_server) is None, "a second server's answer (no $share)"
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG]
     stranger = Inbound(REPLY, answer.payload, time.mono, correlation=b"not-yours")
     assert asker.take(stranger) is None
     late_request = asker.request()
