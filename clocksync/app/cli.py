@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trusted=keys_from(parser, args).trusted,
             tls=args.tls,
             now=now,
+            nudge_s=args.nudge,
         )
         return run_ask(options)
     if args.command == "timeserver":
@@ -126,7 +127,7 @@ def _serve(role: Participant, args: argparse.Namespace, *, busy_poll_s: float = 
     stop = StopFlag().install()
     driver = participant_driver(
         role, args.broker, args.protocol, args.tls, chrony_sock=args.chrony_sock,
-        busy_poll_s=busy_poll_s,
+        busy_poll_s=busy_poll_s, nudge_s=args.nudge,
     )  # fmt: skip
     try:
         return driver.run(stop)

@@ -11,6 +11,7 @@ from clocksync.core.clock import MAX_DRIFT_PPM, Discipline, SoftwareClock
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import KeyFileError, Keys
 from clocksync.protocol.topics import check_name
+from clocksync.transport.link import MAX_NUDGE_S, NUDGE_S
 from clocksync.transport.url import BROKER_ENV, DEFAULT_BROKER, TLS_ENV, BrokerUrl, TlsFiles
 
 
@@ -30,6 +31,7 @@ def number_between(check: Callable[[float], bool], what: str) -> Callable[[str],
 finite = number_between(lambda _: True, "finite")
 non_negative = number_between(lambda value: value >= 0, "zero or more")
 positive = number_between(lambda value: value > 0, "positive")
+nudge_lead = number_between(lambda value: 0 <= value <= MAX_NUDGE_S, f"from 0 to {MAX_NUDGE_S:g}")
 drift = number_between(lambda value: abs(value) <= MAX_DRIFT_PPM, f"within ±{MAX_DRIFT_PPM:g} ppm")
 
 
@@ -77,6 +79,15 @@ def common_options(parser: argparse.ArgumentParser, log_level: str = "info") -> 
         help=f"mqtt://, mqtts://, ws:// or wss://[user@]host[:port][/path] "
         f"(default: ${BROKER_ENV} or {DEFAULT_BROKER}); "
         "the password, if any, from $CLOCKSYNC_PASSWORD",
+    )
+    parser.add_argument(
+        "--nudge",
+        type=nudge_lead,
+        default=NUDGE_S,
+        metavar="SECONDS",
+        help="wake the broker with a PINGREQ this long before each timed message, so that "
+        "an exchange's first hop is not slower than its second; 0 turns it off "
+        "(default: %(default)g)",
     )
     tls = parser.add_argument_group("TLS (mqtts:// and wss://)")
     tls.add_argument(

@@ -21,7 +21,7 @@ from clocksync.protocol.signing import Signer, finish_at_send
 from clocksync.protocol.wire import SEND_TIME_MARKER
 from clocksync.roles.participant import Participant
 from clocksync.roles.role import Role, carry_out
-from clocksync.transport.link import Connected, MqttLink
+from clocksync.transport.link import NUDGE_S, Connected, MqttLink
 from clocksync.transport.url import BrokerUrl, TlsFiles
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,10 @@ def link_for(
     tls: TlsFiles | None = None,
     *,
     password: str | None = None,
+    nudge_s: float = NUDGE_S,
 ) -> MqttLink:
     """A link carrying `role`'s subscriptions and will, which writes `role`'s clock (and
-    seal) into outgoing payloads that hold the send-time marker."""
+    seal) into outgoing payloads that hold the send-time marker; `nudge_s`, see MqttLink."""
     return MqttLink(
         broker,
         client_id,
@@ -105,6 +106,7 @@ def link_for(
         finish=SendFinisher(role),
         tls=tls,
         password=password,
+        nudge_s=nudge_s,
     )
 
 
@@ -117,11 +119,15 @@ def participant_driver(
     password: str | None = None,
     chrony_sock: Path | None = None,
     busy_poll_s: float = 0.0,
+    nudge_s: float = NUDGE_S,
 ) -> "Driver":
     """A participant's driver over its own link (its usual client id), feeding chronyd at
     `chrony_sock` once it is synchronized, if given."""
     site, name = participant.topics.site, participant.name
-    link = link_for(participant, broker, client_id(site, name), protocol, tls, password=password)
+    link = link_for(
+        participant, broker, client_id(site, name), protocol, tls,
+        password=password, nudge_s=nudge_s,
+    )  # fmt: skip
     chrony = (
         None
         if chrony_sock is None

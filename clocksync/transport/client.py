@@ -20,8 +20,8 @@
   for each QoS 0 send, a system call per header byte read): more than a time server's
   whole answer.
 
-It overrides four of paho's private hooks (`_sock_recv`, `_sock_send`, `_packet_read`,
-`_handle_publish`) and uses five private helpers and fields (`_send_puback`,
+It overrides five of paho's private hooks (`_sock_recv`, `_sock_send`, `_packet_read`,
+`_handle_publish`, `_handle_pingresp`) and uses five private helpers and fields (`_send_puback`,
 `_reset_sockets`, `_in_packet`, the packet being read, `_out_packet`, the queue of packets
 to write, and `_last_msg_in`/`_last_bytes_received`/`_last_msg_out`, the keep-alive's
 clocks), for this client alone.  The contract tests
@@ -67,6 +67,8 @@ SEND_GROUP = 32
 time it takes to finish the others (a microsecond or so each), which only widens the
 receiver's measured delay."""
 _MARKER = SEND_TIME_MARKER.encode()
+PINGREQ = bytes((mqtt.PINGREQ, 0))
+PING_RTTS = 8
 PAHO_PROTOCOLS = {
     MqttVersion.V5: MQTTProtocolVersion.MQTTv5,
     MqttVersion.V311: MQTTProtocolVersion.MQTTv311,
@@ -111,6 +113,9 @@ class ClocksyncClient(mqtt.Client):
     counters: LinkCounters
     _mqtt5: bool
     _tls: bool
+    ping_rtts: deque[int]
+    """The last PING_RTTS nudges' round trips to the broker and back, in ns."""
+    _ping_sent_mono: int | None = None
     _unread: bytes = b""
     _unread_at: int = 0
     _drained: bool = True
@@ -128,6 +133,7 @@ class ClocksyncClient(mqtt.Client):
             transport="websockets" if websockets else "tcp",
         )
         client.inbox = deque()
+        client.ping_rtts = deque(maxlen=PING_RTTS)
         client.counters = LinkCounters()
         client._mqtt5 = protocol == MqttVersion.V5
         client._tls = tls
@@ -194,6 +200,30 @@ class ClocksyncClient(mqtt.Client):
             self.enqueue(finished, written)
             return None
         return self.last_send_mono
+
+    def nudge(self) -> None:
+        """Write a PINGREQ at once (when nothing is queued before it): see MqttLink's
+        `nudge_s`.  Its round trip is timed when the PINGRESP comes (`ping_rtts`)."""
+        if not self.queue_empty:
+            return
+        self.last_send_mono = mono = time.monotonic_ns()
+        if self._write(PINGREQ, None) is not None:
+            self._ping_sent_mono = mono
+
+    def _handle_pingresp(self) -> MQTTErrorCode:
+        """The broker's answer to a PINGREQ: the nudge's round trip, by the kernel's
+        timestamp of its arrival where there is one (paho's own keep-alive pings, which
+        no nudge sent, are not timed)."""
+        sent, self._ping_sent_mono = self._ping_sent_mono, None
+        if sent is not None:
+            arrival = self.last_arrival_ns
+            arrived = (
+                time.monotonic_ns()
+                if arrival is None
+                else arrival - (time.time_ns() - time.monotonic_ns())
+            )
+            self.ping_rtts.append(arrived - sent)
+        return super()._handle_pingresp()
 
     @property
     def queue_empty(self) -> bool:

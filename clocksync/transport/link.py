@@ -39,6 +39,18 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15
 SERVER_SHUTTING_DOWN = 139
+NUDGE_S = 150e-6
+"""How long before a timed message (a poll, a reply, a time request) the link wakes the
+broker, by default: see MqttLink's `nudge_s`."""
+MAX_NUDGE_S = 0.01
+"""The longest lead allowed: the link spins through it."""
+NUDGE_WITHIN_S = 1e-3
+"""The link nudges while the quickest of its last few nudges came back within this: over a
+slower path the broker's wake-up is lost in the path's own spread, and a PINGREQ just
+before a message can only hold that message up behind it."""
+REPROBE_S = 10.0
+"""Over a slower path, how often a PINGREQ after a timed message times the path again: its
+PINGRESP, ahead of the exchange's answer, can hold the answer up as well."""
 
 
 def _plain_topic(topic: str) -> bool:
@@ -64,6 +76,18 @@ class MqttLink:
     for a TLS broker (mqtts://, wss://); `password` is the user's (default
     $CLOCKSYNC_PASSWORD).  `refusal` says why the last attempt failed.
     Raises ValueError when the TLS files cannot be used.
+
+    `nudge_s`: a tagged publish (one whose send instant is measured) follows a PINGREQ
+    by this long, the link spinning meanwhile; 0 turns it off.  A broker idle for a while
+    takes tens to hundreds of microseconds longer to forward a message than one that has
+    just run (its CPU left idle, more so in a virtual machine): an exchange's first hop
+    pays that, while its answer, coming a moment later, finds the broker awake, and the
+    difference lands, one-sided, in the measured offset.  Woken by the PINGREQ first, the
+    broker is awake for both hops (on loopback here the lines' p50 error fell from 42 to
+    7 µs).  Only while the broker is near: once the quickest of the last few nudges' own
+    round trips takes longer than NUDGE_WITHIN_S, the link only times the path again,
+    every REPROBE_S, with a PINGREQ after a timed message, and nudges again once one
+    comes back quicker.
     """
 
     def __init__(
@@ -77,8 +101,11 @@ class MqttLink:
         finish: Callable[[bytes, int], bytes] | None = None,
         tls: TlsFiles | None = None,
         password: str | None = None,
+        nudge_s: float = NUDGE_S,
     ) -> None:
         self.broker = broker
+        self._nudge_ns = round(nudge_s * 1e9)
+        self._reprobe_at = 0.0
         self.protocol = protocol
         self._client_id = client_id
         self._wanted = list(subscriptions)
@@ -173,6 +200,20 @@ class MqttLink:
         """
         if not self._ready:
             return None
+        if not self._nudge_ns or message.tag is None:
+            return self._send(message)
+        self.release()
+        if self._broker_near():
+            self._nudge()
+            return self._send(message)
+        sent = self._send(message)
+        now = time.monotonic()
+        if now >= self._reprobe_at:
+            self._reprobe_at = now + REPROBE_S
+            self._client.nudge()  # after the message, only to time the path again
+        return sent
+
+    def _send(self, message: Publish) -> int | None:
         v5 = self.protocol == MqttVersion.V5
         quick = message.qos == 0 and _plain_topic(message.topic)
         if quick and self._held is not None and message.tag is None:
@@ -203,6 +244,19 @@ class MqttLink:
         if message.qos and self.protocol == MqttVersion.V5:
             self._confirming[info.mid] = message.topic
         return self._client.last_send_mono if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+    def _broker_near(self) -> bool:
+        """Whether the quickest of the last few nudges came back within NUDGE_WITHIN_S (or
+        none has yet): one held up by a passing stall says nothing of the path."""
+        rtts = self._client.ping_rtts
+        return not rtts or min(rtts) <= NUDGE_WITHIN_S * 1e9
+
+    def _nudge(self) -> None:
+        """Wake the broker `nudge_s` before a timed message (see the class docstring)."""
+        self._client.nudge()
+        until = time.monotonic_ns() + self._nudge_ns
+        while time.monotonic_ns() < until:
+            pass
 
     def hold(self) -> None:
         """Keep untagged QoS 0 publishes (time answers, say) from now until `release`, to

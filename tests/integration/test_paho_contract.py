@@ -1,8 +1,9 @@
-"""The contract with paho: clocksync subclasses paho's client and overrides four private
-hooks (`_sock_recv`, `_sock_send`, `_packet_read`, `_handle_publish`), and drives it with
-paho's external-loop calls (`loop_read`, `loop_write`, `loop_misc`).  These tests fail if a
-paho release stops calling the hooks, instead of clocksync silently losing its kernel
-timestamps, leaving send-time markers unpatched, or falling back to paho's slow reading."""
+"""The contract with paho: clocksync subclasses paho's client and overrides five private
+hooks (`_sock_recv`, `_sock_send`, `_packet_read`, `_handle_publish`, `_handle_pingresp`),
+and drives it with paho's external-loop calls (`loop_read`, `loop_write`, `loop_misc`).
+These tests fail if a paho release stops calling the hooks, instead of clocksync silently
+losing its kernel timestamps, leaving send-time markers unpatched, falling back to paho's
+slow reading, or no longer timing its nudges."""
 
 import os
 import socket
@@ -19,7 +20,7 @@ from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.timefmt import parse_ns
 from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
 from clocksync.testing.localbroker import LocalMosquitto, every_transport
-from clocksync.transport.client import MAX_BATCH
+from clocksync.transport.client import MAX_BATCH, PING_RTTS
 from clocksync.transport.link import MqttLink
 from clocksync.transport.url import BrokerUrl, Scheme, TlsFiles
 
@@ -270,3 +271,56 @@ def test_a_broker_that_says_it_shuts_down_is_reported_so(goodbye: bytes) -> None
             ready.set()
             link.close([])
             peer.join()
+
+
+@pytest.mark.parametrize("nudge_s", [0.0, 200e-6])
+def test_a_timed_publish_wakes_the_broker_first(
+    broker: BrokerUrl, site: str, nudge_s: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = f"clocksync/{site}/contract/nudge"
+    listener = MqttLink(broker, f"{site}-listener", subscriptions=[topic])
+    sender = MqttLink(broker, f"{site}-sender", nudge_s=nudge_s)
+    try:
+        assert listener.wait_until_ready(10)
+        assert sender.wait_until_ready(10)
+        client = sender._client  # what the link writes, in order
+        written: list[tuple[bytes, int]] = []
+        write = client._write
+
+        def recording(finished: bytes | bytearray, unfinished: bytes | None) -> int | None:
+            written.append((bytes(finished), time.monotonic_ns()))
+            return write(finished, unfinished)
+
+        monkeypatch.setattr(client, "_write", recording)
+        sender.publish(Publish(topic, b"{}"))
+        time.sleep(0.05)
+        sent = sender.publish(Publish(topic, b"{}", tag="timed"))
+        ping_sent = client._ping_sent_mono
+        messages = received(listener, 2)
+        sender.poll(0.2)  # the broker's PINGRESP, read as paho reads it
+        assert sender.ready
+        near_rtts = list(client.ping_rtts)
+        # A broker whose PINGRESP came late: a PINGREQ after the timed message times the
+        # path again, and not again for a while.
+        client.ping_rtts.extend([5_000_000] * PING_RTTS)
+        sender.publish(Publish(topic, b"{}", tag="timed"))
+        sender.publish(Publish(topic, b"{}", tag="timed"))
+        messages += received(listener, 2)
+        sender.poll(0.2)
+    finally:
+        listener.close()
+        sender.close()
+    assert len(messages) == 4
+    kinds = [packet[0] for packet, _ in written]
+    if nudge_s:
+        assert kinds == [0x30, 0xC0, 0x30, 0x30, 0xC0, 0x30], "a PINGREQ before, then after"
+        assert len(near_rtts) == 1
+        assert 0 < near_rtts[0] < 0.02e9, "the nudge's round trip, timed"
+        (_, pinged), (_, published) = written[1], written[2]
+        assert ping_sent is not None
+        assert 0 <= pinged - ping_sent < 0.02e9, "timed from the PINGREQ's own send"
+        assert published - pinged >= nudge_s * 1e9
+        assert sent is not None
+        assert sent >= pinged + nudge_s * 1e9, "the send instant is the publish's own"
+    else:
+        assert kinds == [0x30, 0x30, 0x30, 0x30]
