@@ -6,6 +6,7 @@ time server from JavaScript, within its bound of the truth."""
 import os
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def browser() -> Iterator[webdriver.Chrome]:
 snapshot = page_snapshot
 
 
+def truth_known(watcher: Observer, host_ns: int) -> bool:
+    """Whether the master's truth signal brackets `host_ns` yet."""
+    return watcher.offset_at("lab", host_ns) is not None
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -58,7 +64,7 @@ def test_the_kitchen_in_a_browser(
     web_broker: LocalMosquitto, browser: webdriver.Chrome, site: str, tmp_path: Path
 ) -> None:
     fleet = Fleet(web_broker.url, site, tmp_path)
-    watcher = Observer(web_broker.url, site)
+    watcher = Observer(web_broker.url, site, keep_history=True)
     try:
         assert watcher.link.wait_until_ready(10)
         fleet.start("master", ClockSpec("lab", 0.5), "--interval", "0.5")
@@ -82,13 +88,17 @@ def test_the_kitchen_in_a_browser(
             assert shown != "--:--:--.---", f"{name}'s clock shows no time"
             assert shown != before[name], f"{name}'s clock does not tick"
 
-        # Against the truth: the master's clock minus the host's, less the page's clock
-        # minus the host's (read to performance.now()'s coarsening, 0.1 ms).
+        # Against the truth: the master's clock minus the host's when the page measured it
+        # (the master may still be slewing), less the page's clock minus the host's (read
+        # to performance.now()'s coarsening, 0.1 ms).
         checked = 0
         while checked < 3:
             measured = snapshot(browser)
-            watcher.pump(0.1)
-            truth = watcher.true_offsets()["lab"] - measured["clockMinusHostMs"] / 1e3
+            at_host_ns = round((measured["atMs"] - measured["clockMinusHostMs"]) * 1e6)
+            assert watcher.wait_for(partial(truth_known, watcher, at_host_ns), 5)
+            lab = watcher.offset_at("lab", at_host_ns)
+            assert lab is not None
+            truth = lab - measured["clockMinusHostMs"] / 1e3
             error = abs(measured["offsetS"] - truth)
             assert measured["server"] == "lab"
             assert error <= measured["boundS"] + 0.2e-3, (error, measured)
