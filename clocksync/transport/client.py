@@ -216,13 +216,7 @@ class ClocksyncClient(mqtt.Client):
         no nudge sent, are not timed)."""
         sent, self._ping_sent_mono = self._ping_sent_mono, None
         if sent is not None:
-            arrival = self.last_arrival_ns
-            arrived = (
-                time.monotonic_ns()
-                if arrival is None
-                else arrival - (time.time_ns() - time.monotonic_ns())
-            )
-            self.ping_rtts.append(arrived - sent)
+            self.ping_rtts.append(self._arrival_mono() - sent)
         return super()._handle_pingresp()
 
     @property
@@ -376,19 +370,24 @@ class ClocksyncClient(mqtt.Client):
     def _take(
         self, topic: str, payload: bytes, response_topic: str | None, correlation: bytes | None
     ) -> None:
-        arrival = self.last_arrival_ns
-        if arrival is None:
-            received_mono = time.monotonic_ns()
-        else:
-            # The wall clock is read first: any pause between the two readings makes the
-            # converted instant later, never earlier, and a late arrival time only widens
-            # a measured delay (an error bound built on it still holds).
-            received_mono = arrival - (time.time_ns() - time.monotonic_ns())
+        stamped = self.last_arrival_ns is not None
+        if stamped:
             self.counters.kernel_stamped += 1
         self.counters.received += 1
         self.inbox.append(
-            Inbound(topic, payload, received_mono, response_topic, correlation, arrival is not None)
+            Inbound(topic, payload, self._arrival_mono(), response_topic, correlation, stamped)
         )
+
+    def _arrival_mono(self) -> int:
+        """When the packet being read arrived, on the monotonic clock: the kernel's
+        timestamp where there is one, else now."""
+        arrival = self.last_arrival_ns
+        if arrival is None:
+            return time.monotonic_ns()
+        # The wall clock is read first: any pause between the two readings makes the
+        # converted instant later, never earlier, and a late arrival time only widens a
+        # measured delay (an error bound built on it still holds).
+        return arrival - (time.time_ns() - time.monotonic_ns())
 
     def release(self) -> None:
         """Close every socket the client holds: disconnect() leaves open the wake-up socket
