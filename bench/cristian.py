@@ -2,6 +2,7 @@
 signal, and one time server's throughput.
 
     .venv/bin/python bench/cristian.py [--exchanges 2000] [--clients 50] [--requests 400]
+                                       [--nudge S]
 
 1. Round trip: blocks of exchanges alternate, in the same run through the same broker,
    between a clocksync client asking `clocksync timeserver` and a plain paho 2 echo (a
@@ -9,7 +10,10 @@ signal, and one time server's throughput.
    examples do).  Prints p50/p99 of each.
 2. Error: |offset - truth| of every clocksync sample and of the lowest-delay sample of
    each 8 (what `clocksync ask` reports), the truth being the server's truth signal minus
-   the client's; and how many samples lay within their own error bound.
+   the client's; the median signed error of those (a bias, not noise, shows here); each
+   hop's one-way delay by the truth (there: t2 - t1 less the true offset; back: t4 - t3
+   plus it), whose difference is twice the bias; and how many samples lay within their
+   own error bound.  `--nudge S` is the client's (see `--nudge`; 0 turns it off).
 3. Throughput: `--clients` mosquitto_pub processes flood the server with `--requests`
    MQTT 5 requests each; a mosquitto_sub counts the answers.  Prints answers per second,
    from the launch of the first client to the last answer, and the server's CPU time per
@@ -38,6 +42,7 @@ from clocksync.sim.scenarios import percentile
 from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
+from clocksync.transport.link import NUDGE_S
 from clocksync.transport.url import BrokerUrl
 
 SITE = "bench"
@@ -93,12 +98,14 @@ class EchoRequester:
         self.client.disconnect()
 
 
-def round_trips_and_errors(broker: BrokerUrl, exchanges: int, observer: Observer) -> None:
+def round_trips_and_errors(
+    broker: BrokerUrl, exchanges: int, observer: Observer, nudge_s: float
+) -> None:
     responder = subprocess.Popen(
         [sys.executable, __file__, "--echo-responder", str(broker)], cwd=Path(__file__).parent
     )
     requester = EchoRequester(broker)
-    client = CristianClient(broker, SITE, "phone", SoftwareClock(offset_s=-2.5))
+    client = CristianClient(broker, SITE, "phone", SoftwareClock(offset_s=-2.5), nudge_s=nudge_s)
     assert client.link.wait_until_ready(10)
     echo_rtts: list[float] = []
     samples = []
@@ -130,6 +137,17 @@ def round_trips_and_errors(broker: BrokerUrl, exchanges: int, observer: Observer
     report("clocksync Cristian delay (less server time)", [s.delay_s for s in samples])
     report("|offset - truth|, every sample", errors)
     report("|offset - truth|, best of 8 (as ask)", [abs(s.offset_s - truth) for s in best_of_8])
+    bias = statistics.median(sample.offset_s - truth for sample in best_of_8)
+    print(f"offset - truth, median of the best of 8: {bias * 1e6:+.1f} µs")
+    truth_ns = truth * NS_PER_S
+    report(
+        "there, by the truth (t2 - t1 - truth)",
+        [(s.exchange.t2 - s.exchange.t1 - truth_ns) / NS_PER_S for s in samples],
+    )
+    report(
+        "back, by the truth (t4 - t3 + truth)",
+        [(s.exchange.t4 - s.exchange.t3 + truth_ns) / NS_PER_S for s in samples],
+    )
     report("error bound", [sample.error_bound_s for sample in samples])
     print(f"bound held in {within} of {len(samples)} samples ({100 * within / len(samples):.2f} %)")
     client.close()
@@ -218,6 +236,7 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--nudge", type=float, default=NUDGE_S, help="the client's nudge, s")
     parser.add_argument("--echo-responder", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_responder:
@@ -236,7 +255,7 @@ def main() -> None:
         try:
             assert observer.link.wait_until_ready(10)
             assert observer.wait_for(lambda: "bank" in observer.true_offsets(), 10)
-            round_trips_and_errors(broker.url, args.exchanges, observer)
+            round_trips_and_errors(broker.url, args.exchanges, observer, args.nudge)
             throughput(broker.url, server.pid, args.clients, args.requests)
         finally:
             observer.close()
