@@ -233,9 +233,12 @@ def test_a_restarted_line_keeps_its_frequency_from_the_drift_file(
     fleet.start(*node, "--status-interval", "0.1")
 
     def estimated() -> bool:
-        status = observer.statuses.get("KMC")
-        error = None if status is None else status.frequency_error_ppm
-        return error is not None and error < 1
+        """Both estimates settled: the line's rate is learned against the master's."""
+        errors = [
+            None if status is None else status.frequency_error_ppm
+            for status in (observer.statuses.get("KMC"), observer.statuses.get("lab"))
+        ]
+        return all(error is not None and error < 1 for error in errors)
 
     assert observer.wait_for(estimated, 2 * ROUND_TIMEOUT_S)
     learned = observer.statuses["KMC"].frequency_ppm
