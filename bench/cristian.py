@@ -34,6 +34,7 @@ import paho.mqtt.client as mqtt
 from fleet import cpu_seconds
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from clocksync.app.options import nudge_lead
 from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.driver.client import CristianClient, run_bursts
 from clocksync.protocol.messages import TimeRequest
@@ -236,7 +237,7 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--nudge", type=float, default=NUDGE_S, help="the client's nudge, s")
+    parser.add_argument("--nudge", type=nudge_lead, default=NUDGE_S, help="the client's nudge, s")
     parser.add_argument("--echo-responder", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_responder:
