@@ -10,8 +10,10 @@ stratum-10 source, `-x` so that it never touches the system clock.  Its clock is
 so an NTP client on the same host has a true offset of 0 and its measured offset is its
 error.  Prints one Markdown table: true error p50 / p99 (Berkeley: |line - master| from the
 truth signal after 20 rounds of settling; Cristian: the lowest-delay of each 8 exchanges,
-against the truth signal; NTP: each query), the round trip p50, the serving side's CPU per
-exchange, and a time server's answers per CPU-second under a flood.
+against the truth signal, and a Cristian device (a `clocksync node --sync cristian`
+process, its clock disciplined by its history of exchanges) from its truth signal after 20
+seconds, for --rounds seconds; NTP: each query), the round trip p50, the serving side's CPU
+per exchange, and a time server's answers per CPU-second under a flood.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import ntplib
 from cristian import SITE as CRISTIAN_SITE
 from cristian import throughput
 from fleet import cpu_seconds, fleet, run_fleet
+from links import cristian as cristian_device
 from naive_berkeley import run as run_naive
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
@@ -107,6 +110,17 @@ def cristian(exchanges: int, flood: int) -> None:
             stop_processes([server])
 
 
+def device(rounds: int) -> None:
+    errors, bounded, held = cristian_device(None, rounds, 20)
+    row(
+        "clocksync Cristian device (8 exchanges a second, from its truth signal)",
+        micro(errors),
+        "-",
+        "-",
+        f"bound held {held} of {bounded}",
+    )
+
+
 def naive(rounds: int) -> None:
     with LocalMosquitto() as broker:
         errors = run_naive(broker.url, rounds)
@@ -176,6 +190,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     berkeley(args.rounds)
     cristian(args.exchanges, args.flood)
+    device(args.rounds)
     naive(args.rounds)
     chrony(args.exchanges, args.flood)
     sys.stdout.flush()

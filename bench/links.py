@@ -32,11 +32,16 @@ from clocksync.testing.processes import ClockSpec, participant_command, stop_pro
 SITE = "links"
 
 
-def cristian(path: Path, syncs: int, settle: int, topology: str) -> tuple[list[float], int, int]:
+def cristian(
+    path: Path | None, syncs: int, settle: int, topology: str = "one"
+) -> tuple[list[float], int, int]:
     """|device - server| at every device status after `settle` syncs, for `syncs` more;
-    and of those statuses, how many had a bound and how many bounds held."""
+    and of those statuses, how many had a bound and how many bounds held.  With no `path`
+    the device reaches its broker directly."""
     with brokers(topology) as (server_broker, device_broker), contextlib.ExitStack() as stack:
-        link = stack.enter_context(contextlib.closing(DelayLink(device_broker, path)))
+        device_url = device_broker
+        if path is not None:
+            device_url = stack.enter_context(contextlib.closing(DelayLink(device_broker, path))).url
         observer = Observer(server_broker, SITE, keep_history=True)
         processes: list[subprocess.Popen[bytes]] = []
         try:
@@ -51,7 +56,7 @@ def cristian(path: Path, syncs: int, settle: int, topology: str) -> tuple[list[f
             device_options = [*options, "--sync", "cristian", "--interval", "1"]
             processes.append(
                 subprocess.Popen(
-                    participant_command("node", device, link.url, SITE, device_options)
+                    participant_command("node", device, device_url, SITE, device_options)
                 )
             )
             observer.pump(settle + 2.0)

@@ -138,6 +138,7 @@ class Asker:
             requester_ppm=HOST_TOLERANCE_PPM,
             adjusted_ns=self.clock.adjusted_ns(arrived_mono),
             arrived_mono=arrived_mono,
+            epoch=response.epoch,
         )
         reason = sample.implausible()
         if reason is not None:

@@ -2,8 +2,10 @@
 instead of waiting for Berkeley rounds.
 
 Each interval it makes a burst of exchanges (see clocksync.nodes.asker.Burst) and corrects
-its clock by the lowest-delay one's offset, slewed like a Berkeley node's corrections; its
-status carries the truth signal and the error bound of the last correction.
+its clock by the lowest-delay one's offset, slewed like a Berkeley node's corrections; once
+its frequency is known, by the intersection of the recent exchanges with that server
+instead (clocksync.core.intervals).  Its status carries the truth signal and the error
+bound of the last correction.
 """
 
 import logging
@@ -11,6 +13,7 @@ import secrets
 from collections.abc import Callable, Hashable
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.core.intervals import source_of
 from clocksync.nodes.asker import Asker, Burst
 from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
@@ -105,6 +108,12 @@ class CristianNode(Participant):
         )
         self.apply_correction(
             Measured(
-                best.offset_s, best.adjusted_ns, best.arrived_mono, best.delay_s, best.error_bound_s
+                best.offset_s,
+                best.adjusted_ns,
+                best.arrived_mono,
+                best.delay_s,
+                best.error_bound_s,
+                evidence=tuple(burst.samples),
+                source=source_of(best),
             )
         )

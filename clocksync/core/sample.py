@@ -24,6 +24,8 @@ class Sample:
     requester_ppm: float = 0.0
     adjusted_ns: int = 0
     arrived_mono: int = 0
+    epoch: int = 0
+    """The responder's epoch: a server's clock is one clock only within one."""
 
     @property
     def offset_s(self) -> float:

@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 NS_PER_S = 1_000_000_000
-MAX_POINTS = 16
+MAX_POINTS = 64
+"""As chrony's sourcestats keeps at most: a minute of one-second syncs.  The longer the
+history, the better the slope, and the further back a clock's exchanges stay useful to it
+(clocksync.core.intervals)."""
 MIN_FIT_POINTS = 3
 SETTLED_NS = 1_000_000
 DRIFT_LIMIT = 500e-6

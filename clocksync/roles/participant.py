@@ -14,7 +14,9 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
-from clocksync.core.tracking import SPIKE_MIN_POINTS, Point, Tracking, Verdict
+from clocksync.core.intervals import Estimate, IntervalHistory, interval_of, source_of
+from clocksync.core.sample import Sample
+from clocksync.core.tracking import SPIKE_MIN_POINTS, Fit, Point, Tracking, Verdict
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import Status
@@ -76,6 +78,11 @@ class Measured:
     mono_ns: int
     delay_s: float | None = None
     error_bound_s: float | None = None
+    evidence: tuple[Sample, ...] = ()
+    """Every exchange of the burst it came from (the best, `source`'s, among them): once
+    the clock's frequency is known, their history sets the correction
+    (clocksync.core.intervals)."""
+    source: Hashable = None
 
 
 class Participant(ABC):
@@ -106,6 +113,7 @@ class Participant(ABC):
         self.last_error_bound_s: float | None = None
         self._bound_mono = 0
         self.tracking = Tracking()
+        self.intervals = IntervalHistory()
 
     @abstractmethod
     def subscriptions(self) -> list[str]:
@@ -216,28 +224,68 @@ class Participant(ABC):
             )
             return True
         frequency_ppm = None if line is None else line.slope * 1e6
-        departure_ns = 0.0
+        self._keep_evidence(measured, anew=verdict is Verdict.APPLY)
+        bound_s = measured.error_bound_s
+        bound_mono = None
         if verdict is Verdict.FIT:
             assert line is not None
             now = clock.monotonic_ns()
-            remaining = round(line.needed_at(now)) - clock.adjusted_ns(now)
-            departure_ns = abs(line.needed_at(point.mono_ns) - point.needed_ns)
+            estimate = self._from_history(measured, line, now)
+            if estimate is not None:
+                remaining = round(estimate.needed_ns) - clock.adjusted_ns(now)
+                bound_s, bound_mono = estimate.bound_ns / NS_PER_S, now
+            else:
+                remaining = round(line.needed_at(now)) - clock.adjusted_ns(now)
+                departure_ns = abs(line.needed_at(point.mono_ns) - point.needed_ns)
+                if bound_s is not None:
+                    bound_s += departure_ns / NS_PER_S
         how = clock.correct(remaining, frequency_ppm=frequency_ppm)
         if how is Applied.REFUSED:
             log.warning("refused a correction (%s): %s", self.name, clock.refusal(remaining))
             return False
         self.last_correction_s = measured.correction_s
-        self.last_error_bound_s = (
-            None
-            if measured.error_bound_s is None
-            else measured.error_bound_s + departure_ns / NS_PER_S
-        )
-        self._bound_mono = clock.monotonic_ns()
+        self.last_error_bound_s = bound_s
+        self._bound_mono = clock.monotonic_ns() if bound_mono is None else bound_mono
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         if self.status_after_correction:
             self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
         return True
+
+    def _keep_evidence(self, measured: Measured, *, anew: bool) -> None:
+        """Add the burst's exchanges to their servers' histories; `anew` (the clock's
+        history starts over, or is still acquiring): in place of the earlier ones."""
+        if anew:
+            self.intervals.clear()
+        by_source: dict[Hashable, list[Sample]] = {}
+        for sample in measured.evidence:
+            by_source.setdefault(source_of(sample), []).append(sample)
+        for source, samples in by_source.items():
+            self.intervals.add(source, (interval_of(sample) for sample in samples))
+
+    def _from_history(self, measured: Measured, line: Fit, now: int) -> Estimate | None:
+        """What the clock needs now by the intersection of its exchanges with the best
+        one's server, carried along the frequency line; when they do not meet, that
+        server's history starts over from this burst."""
+        if not measured.evidence:
+            return None
+        source, growth = measured.source, self._growth_ppm() * 1e-6
+        estimate = self.intervals.estimate(source, now, line.slope, growth)
+        if estimate is None:
+            log.info("%s: the history of exchanges with %s starts over", self.name, source)
+            newest = [s for s in measured.evidence if source_of(s) == source]
+            self.intervals.add(source, (interval_of(s) for s in newest), anew=True)
+            estimate = self.intervals.estimate(source, now, line.slope, growth)
+        return estimate
+
+    def _growth_ppm(self) -> float:
+        """How fast this clock may drift off the frequency line: SKEW_SIGMAS standard errors
+        of its estimate plus WANDER_PPM, or, before the history is long enough to judge its
+        own estimate, the clock's whole rate bound."""
+        line = self.tracking.line()
+        if line is not None and line.points >= SPIKE_MIN_POINTS:
+            return SKEW_SIGMAS * line.slope_error * 1e6 + WANDER_PPM
+        return self.clock.rate_error_ppm(may_slew=False)
 
     @property
     def synchronized(self) -> bool:
@@ -253,13 +301,8 @@ class Participant(ABC):
         if self.last_error_bound_s is None:
             return None
         mono = self.clock.monotonic_ns() if mono is None else mono
-        line = self.tracking.line()
-        if line is not None and line.points >= SPIKE_MIN_POINTS:
-            growth_ppm = SKEW_SIGMAS * line.slope_error * 1e6 + WANDER_PPM
-        else:
-            growth_ppm = self.clock.rate_error_ppm(may_slew=False)
         elapsed_s = max(0, mono - self._bound_mono) / NS_PER_S
-        return self.last_error_bound_s + growth_ppm * 1e-6 * elapsed_s
+        return self.last_error_bound_s + self._growth_ppm() * 1e-6 * elapsed_s
 
     def _wake(self) -> Wake:
         return Wake(min(self._status_due, self._work_due))
