@@ -52,10 +52,9 @@ def interval_of(sample: Sample) -> Interval:
 
 @dataclass(frozen=True)
 class Estimate:
-    """What the clock needs in total at `mono_ns`, within ± `bound_ns`, from `used`
-    exchanges."""
+    """What the clock needs in total at the instant asked about, within ± `bound_ns`, from
+    `used` exchanges."""
 
-    mono_ns: int
     needed_ns: float
     bound_ns: float
     used: int
@@ -107,4 +106,4 @@ class IntervalHistory:
             high = min(high, interval.high_ns + carried + widened)
         if low > high:
             return None
-        return Estimate(mono_ns, (low + high) / 2, (high - low) / 2, len(kept))
+        return Estimate((low + high) / 2, (high - low) / 2, len(kept))
