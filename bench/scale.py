@@ -6,9 +6,11 @@ own connection and its own exchanges.
 
 Measured from outside, over `--rounds` rounds after `--warmup`: each round's wall time
 (the fleet's tick to its result, as a subscriber sees them), the master's CPU per round,
-the share of the fleet whose asks the master answered (its summaries) and whose clocks
-applied the result (counted by the swarm processes), and |clock - master| from the truth
-signal, for the four lines and for the fleet.  Run with --nodes 0 for the lines alone.
+the share of the fleet whose asks were answered and whose clocks applied the result (both
+counted by the swarm processes; the share the leader answered itself, from its summaries),
+and |clock - master| from the truth signal, for the four lines and for the fleet.  Run with
+--nodes 0 for the lines alone, and with --standbys K for K standby masters answering the
+fleet's asks for the leader (their CPU is reported beside the leader's).
 """
 
 import argparse
@@ -129,14 +131,16 @@ def swarm(
 
 @dataclass
 class Outcome:
-    """What a run saw: the rounds measured, the truth since they began, CPU per process
-    (master, broker, then the swarm's), how many fleet nodes applied each round's result."""
+    """What a run saw: the rounds measured, the truth since they began, CPU per process,
+    how many fleet nodes had their answer in each round and applied its result."""
 
     observer: Observer
     watch: RoundWatch
     rounds: list[RoundSummary]
     since_host_time: int
     cpu_s: list[float]
+    """Per process: the leading master, the broker, the standby masters, then the swarm's."""
+    answered: dict[int, int]
     corrected: dict[int, int]
 
 
@@ -154,6 +158,12 @@ def arguments() -> argparse.Namespace:
         type=float,
         default=ANSWER_TIMEOUT_S,
         help="a fleet node's wait for its answer, s",
+    )
+    parser.add_argument(
+        "--standbys",
+        type=int,
+        default=0,
+        help="standby masters, which answer the fleet's asks for the leader",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -181,19 +191,34 @@ def run(args: argparse.Namespace) -> Outcome:
             everyone = {*LINES, *(f"swarm-{i}" for i in range(args.nodes))}
             connecting_s = 120 + args.nodes / 200
             wait(observer, watch, lambda: everyone <= set(observer.statuses), connecting_s)
+            plan = ["--interval", str(args.interval), "--reply-timeout", str(args.reply_timeout)]
             master = start(
                 "master",
                 ClockSpec(MASTER, rng.uniform(-1, 1), rng.uniform(-100, 100)),
                 broker.url,
-                ["--interval", str(args.interval), "--reply-timeout", str(args.reply_timeout),
-                 "--status-interval", "0.5"],
-            )  # fmt: skip
+                [*plan, "--status-interval", "0.5", "--priority", "1"],
+            )
             processes.append(master)
+            standbys = [
+                start(
+                    "master",
+                    ClockSpec(f"{MASTER}-{index + 2}", rng.uniform(-1, 1), rng.uniform(-100, 100)),
+                    broker.url,
+                    plan,
+                )
+                for index in range(args.standbys)
+            ]
+            processes += standbys
             timeout = 60 + args.interval * (args.warmup + 2)
             wait(observer, watch, lambda: len(observer.rounds) >= args.warmup, timeout)
             first = observer.rounds[-1].round + 1
             since = observer.statuses[MASTER].host_time or 0
-            pids = [master.pid, broker.pid or 0, *(p.pid for p, _ in swarms)]
+            pids = [
+                master.pid,
+                broker.pid or 0,
+                *(p.pid for p in standbys),
+                *(p.pid for p, _ in swarms),
+            ]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             last = first + args.rounds - 1
             timeout = 60 + args.interval * (args.rounds + 2)
@@ -203,12 +228,15 @@ def run(args: argparse.Namespace) -> Outcome:
         finally:
             stop_processes([p for p, _ in swarms] + processes)
             observer.close()
+        answered: dict[int, int] = {}
         corrected: dict[int, int] = {}
         for _, result in swarms:
-            for round_, count in json.loads(result.read_text())["corrected"].items():
-                corrected[int(round_)] = corrected.get(int(round_), 0) + count
+            counts = json.loads(result.read_text())
+            for name, table in (("answered", answered), ("corrected", corrected)):
+                for round_, count in counts[name].items():
+                    table[int(round_)] = table.get(int(round_), 0) + count
     measured = [summary for summary in observer.rounds if first <= summary.round <= last]
-    return Outcome(observer, watch, measured, since, cpu, corrected)
+    return Outcome(observer, watch, measured, since, cpu, answered, corrected)
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -227,21 +255,27 @@ def report(args: argparse.Namespace, outcome: Outcome) -> dict[str, object]:
     nodes = max(1, args.nodes)
     swarm_names = [f"swarm-{i}" for i in range(args.nodes)]
     observer, watch, since = outcome.observer, outcome.watch, outcome.since_host_time
-    answered = [summary.fleet_asked / nodes for summary in outcome.rounds]
+    answered = [outcome.answered.get(r, 0) / nodes for r in rounds]
     applied = [outcome.corrected.get(r, 0) / nodes for r in rounds]
+    standbys = outcome.cpu_s[2 : 2 + args.standbys]
     return {
         "nodes": args.nodes,
         "rounds": len(rounds),
         "interval_s": args.interval,
         "reply_timeout_s": args.reply_timeout,
-        "swarm_processes": len(outcome.cpu_s) - 2,
+        "standbys": args.standbys,
+        "swarm_processes": len(outcome.cpu_s) - 2 - args.standbys,
         "round_wall_s_p50": median(watch.spans_s(watch.polls, rounds)),
         "round_wall_s_max": max(watch.spans_s(watch.polls, rounds), default=None),
         "fleet_window_s_p50": median(watch.spans_s(watch.ticks, rounds)),
         "master_cpu_s_per_round": outcome.cpu_s[0] / count,
         "broker_cpu_s_per_round": outcome.cpu_s[1] / count,
-        "swarm_cpu_s_per_round": sum(outcome.cpu_s[2:]) / count,
+        "standby_cpu_s_per_round": [cpu / count for cpu in standbys],
+        "swarm_cpu_s_per_round": sum(outcome.cpu_s[2 + args.standbys :]) / count,
         "answered_fraction": min(answered) if args.nodes and answered else None,
+        "leader_answered_fraction": min(
+            (summary.fleet_asked / nodes for summary in outcome.rounds), default=None
+        ),
         "corrected_fraction": min(applied) if args.nodes and applied else None,
         "reported_p50": median([float(s.fleet_reported) for s in outcome.rounds]),
         "lines_error_us": spread([e * 1e6 for e in true_errors(observer, LINES, since)]),

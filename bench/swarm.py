@@ -4,7 +4,8 @@ own exchanges with the leader, all on one thread (clocksync.driver.many).
     .venv/bin/python bench/swarm.py --broker URL --site SITE --first 0 --count 2500 --out F
 
 bench/scale.py starts several.  On SIGTERM it says goodbye on every link and writes to
-`--out` how many of its nodes applied each round's result.  It runs at a lower priority
+`--out` how many of its nodes had their answer in each round, and how many applied each
+round's result.  It runs at a lower priority
 (`--nice`): it stands in for devices with processors of their own.
 """
 
@@ -73,16 +74,22 @@ def main() -> None:
     multiplexer = Multiplexer(drivers, connect_per_s=args.connect_per_s, gather_s=args.gather)
     stop = StopFlag().install()
     corrected: Counter[int] = Counter()
-    seen = [0] * len(nodes)
+    answered: Counter[int] = Counter()
+    seen = [(0, 0)] * len(nodes)
     while not stop.requested:
         for index in multiplexer.step(0.1):
-            through = nodes[index].corrected_through
-            if through != seen[index]:
-                seen[index] = through
-                corrected[through] += 1
+            node = nodes[index]
+            now = (node.measured_through, node.corrected_through)
+            if now != seen[index]:
+                if now[0] != seen[index][0]:
+                    answered[now[0]] += 1
+                if now[1] != seen[index][1]:
+                    corrected[now[1]] += 1
+                seen[index] = now
     # The counts first: saying goodbye on thousands of links can outlast the bench's
     # patience with a stopping process.
-    args.out.write_text(json.dumps({"nodes": len(nodes), "corrected": corrected}))
+    counts = {"nodes": len(nodes), "answered": answered, "corrected": corrected}
+    args.out.write_text(json.dumps(counts))
     for driver in drivers:
         driver.close()
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Hashable
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.core.tracking import SPIKE_MIN_POINTS
 from clocksync.master.election import Election, Record
 from clocksync.master.leading import Leading
 from clocksync.master.membership import Membership
@@ -23,9 +24,9 @@ from clocksync.nodes.berkeley import Follower
 from clocksync.nodes.leadership import believable
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
-from clocksync.protocol.messages import Leader, RoundSummary, Status
+from clocksync.protocol.messages import Leader, RoundSummary, Status, TimeRequest
 from clocksync.protocol.signing import NO_KEYS, Keys
-from clocksync.roles.participant import Participant
+from clocksync.roles.participant import SKEW_SIGMAS, WANDER_PPM, Participant
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,14 @@ class BerkeleyMaster(Participant):
             TimeResponder(self, disciplined=True, epoch=self.epoch) if timeserver else None
         )
         self.fleet_responder = TimeResponder(self, disciplined=True, epoch=self.epoch)
-        """Answers the fleet nodes' asks while this master leads (clocksync.master.fleet)."""
+        """Answers the fleet nodes' asks: for itself while it leads (clocksync.master.fleet),
+        for the leader while it stands by and the leader names it among the fleet's servers."""
         self._fleet_asks = self.topics.fleet_asks_to(name)[:-1]
         self._fleet_reports = self.topics.all_fleet_reports[:-1]
         self.membership = Membership()
+        self.standbys: dict[str, float] = {}
+        """The standby masters that follow this one and may answer its fleet's asks: per
+        name, how fast its clock may drift off its frequency line, in ppm (its status's)."""
         self.follower = Follower(self)
         self.election: Election | None = None
         self.leading: Leading | None = None
@@ -149,7 +154,9 @@ class BerkeleyMaster(Participant):
         topic = message.topic
         if topic.startswith(self._fleet_asks):
             if self.leading is None:
-                return []
+                return self.fleet_responder.answer(
+                    message, fleet=True, refusal=self._refusal_to_answer
+                )
             self.leading.fleet_ask()
             return self.fleet_responder.answer(message, fleet=True)
         if topic.endswith("/status"):
@@ -183,7 +190,7 @@ class BerkeleyMaster(Participant):
         """Lead from the next round, in a new term, announced in the leader record; the
         nodes the last leader heard from are polled as live nodes at once."""
         record = election.claim(self.clock.host_ns() // 1_000_000)
-        self.leading = Leading(self, self.plan, self.membership, record.term)
+        self.leading = Leading(self, self.plan, self.membership, record.term, self.standbys)
         self.leading.start(mono)
         self.follower.follow(self.name, record.term, mono)
         summary = self._last_summary
@@ -209,6 +216,7 @@ class BerkeleyMaster(Participant):
         if not message.payload:
             if name is not None and name != self.name:
                 self.membership.forget(name)
+                self.standbys.pop(name, None)
                 if self.election is not None:
                     self.election.candidate(name, None)
             return
@@ -219,6 +227,28 @@ class BerkeleyMaster(Participant):
         self.membership.announce(status.name, serving=online and status.role in PARTICIPATING)
         if status.role == RoleKind.MASTER and self.election is not None:
             self.election.candidate(status.name, status.priority if online else None)
+        self._track_standby(status, online=online)
+
+    def _track_standby(self, status: Status, *, online: bool) -> None:
+        """A master that follows this one, with a frequency estimate of some standing, may
+        answer the fleet for it (see clocksync.nodes.fleet)."""
+        error_ppm = status.frequency_error_ppm
+        if (
+            online
+            and status.role == RoleKind.MASTER
+            and status.leader == self.name
+            and error_ppm is not None
+            and status.updates >= SPIKE_MIN_POINTS
+        ):
+            self.standbys[status.name] = SKEW_SIGMAS * error_ppm + WANDER_PPM
+        else:
+            self.standbys.pop(status.name, None)
+
+    def _refusal_to_answer(self, request: TimeRequest) -> str | None:
+        """Why this standby may not answer a fleet node's ask for the leader, or None."""
+        if request.round is None:
+            return "the ask names no round"
+        return self.follower.refusal_to_answer(request.round)
 
     def _heard(self, message: Inbound) -> None:
         """A round summary: the leader that sent it is alive, and leads in its term, which

@@ -7,37 +7,62 @@ chance, the share set so that about REPORTS_WANTED reports come, from the number
 last round.  A fault-tolerant average over a few hundred clocks drawn at random is as good as
 over all of them, and it costs the leader a few hundred messages however large the fleet.
 Reports are kept for the round they name, one per node, MAX_REPORTS at most.
+
+Standby masters that follow the leader may answer the asks instead (the tick names them,
+and the result says how far each was from the leader as the round polled it), so that the
+leader's own work per round no longer grows with the fleet.
 """
 
-from clocksync.protocol.messages import FleetReport, FleetResult, FleetTick
+from collections.abc import Mapping
+
+from clocksync.core.sample import Sample
+from clocksync.protocol.messages import FleetReport, FleetResult, FleetServer, FleetTick
 
 REPORTS_WANTED = 256
 MAX_REPORTS = 4 * REPORTS_WANTED
+MAX_SERVERS = 16
+"""Standby masters a tick names at most, so that the result stays one small message."""
 
 
-def report_share(asked_last_round: int) -> float:
+def report_share(fleet_size: int) -> float:
     """The chance each fleet node reports, so that about REPORTS_WANTED do."""
-    return min(1.0, REPORTS_WANTED / max(1, asked_last_round))
+    return min(1.0, REPORTS_WANTED / max(1, fleet_size))
 
 
 class FleetRound:
-    """What the fleet did in round `number` of term `epoch`."""
+    """What the fleet did in round `number` of term `epoch`, asking `servers` (the standby
+    masters answering for the leader; none: the leader answers)."""
 
-    def __init__(self, master: str, epoch: int, number: int, share: float) -> None:
+    def __init__(
+        self, master: str, epoch: int, number: int, share: float, servers: tuple[str, ...] = ()
+    ) -> None:
         self.master = master
         self.epoch = epoch
         self.number = number
         self.share = share
+        self.servers = servers
         self.asked = 0
+        """Asks the leader answered itself."""
+        self.heard = 0
+        """Reports for the round, kept or not: with the share, how large the fleet is."""
         self.offsets: dict[str, float] = {}
         """Per reporting node, its offset from the leader."""
 
+    def fleet_size(self) -> int:
+        """How many fleet nodes took part, as far as the leader can tell: the asks it
+        answered, or the reports it heard scaled up by the share (standby masters answer
+        the asks it does not see)."""
+        return max(self.asked, round(self.heard / self.share))
+
     def tick(self, settle_s: float, window_s: float) -> FleetTick:
-        return FleetTick(self.master, self.epoch, self.number, window_s, self.share, settle_s)
+        return FleetTick(
+            self.master, self.epoch, self.number, window_s, self.share, settle_s, self.servers
+        )
 
     def add_report(self, report: FleetReport) -> str | None:
         """Keep the offset of a report for this round; return why it was refused, or
         None when kept."""
+        self.heard += 1
         if report.node in self.offsets:
             return "a second report for the round"
         if len(self.offsets) >= MAX_REPORTS:
@@ -46,6 +71,29 @@ class FleetRound:
         return None
 
     def result(
-        self, average_s: float, applied: int | None = None, slewed: int | None = None
+        self,
+        average_s: float,
+        applied: int | None = None,
+        slewed: int | None = None,
+        *,
+        polled: Mapping[str, Sample] | None = None,
+        rates_ppm: Mapping[str, float] | None = None,
     ) -> FleetResult:
-        return FleetResult(self.master, self.epoch, self.number, average_s, applied, slewed)
+        """The round's result; it measures each of the round's servers the leader `polled`
+        (its best exchange) whose drift bound it knows (`rates_ppm`)."""
+        polled, rates_ppm = polled or {}, rates_ppm or {}
+        servers = tuple(
+            FleetServer(
+                name,
+                sample.offset_s,
+                sample.error_bound_s,
+                (sample.exchange.t1 + sample.exchange.t4) // 2,
+                rates_ppm[name],
+            )
+            for name in self.servers
+            if name in polled and name in rates_ppm
+            for sample in (polled[name],)
+        )
+        return FleetResult(
+            self.master, self.epoch, self.number, average_s, applied, slewed, servers
+        )

@@ -16,11 +16,12 @@ result, the round's average, closes it.
 """
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 from clocksync.core.clock import NS_PER_S
-from clocksync.master.fleet import FleetRound, report_share
+from clocksync.core.sample import Sample
+from clocksync.master.fleet import MAX_SERVERS, FleetRound, report_share
 from clocksync.master.membership import MAX_LISTED, Membership, Polling
 from clocksync.master.rounds import SEND_SHARE, RoundCollector, RoundPlan, settle
 from clocksync.protocol.envelope import Inbound, Publish
@@ -43,9 +44,17 @@ class Leading:
     """`owner`'s rounds while it leads, in term `epoch`."""
 
     def __init__(
-        self, owner: Participant, plan: RoundPlan, membership: Membership, epoch: int
+        self,
+        owner: Participant,
+        plan: RoundPlan,
+        membership: Membership,
+        epoch: int,
+        standbys: Mapping[str, float] | None = None,
     ) -> None:
+        """`standbys`: the standby masters that may answer the fleet for this one, with
+        their drift bounds in ppm (kept up to date by the owner)."""
         self.owner = owner
+        self.standbys: Mapping[str, float] = {} if standbys is None else standbys
         self.plan = plan
         self.membership = membership
         self.epoch = epoch
@@ -56,7 +65,7 @@ class Leading:
         self._late_replies = 0
         self._round: RoundCollector | None = None
         self._fleet: FleetRound | None = None
-        self._fleet_asked_last = 0
+        self._fleet_size = 0
         self._late_reports = 0
         self._next_round = 0
         self._last_number = 0
@@ -146,26 +155,34 @@ class Leading:
             return []
         return [self._open_fleet_round(self._last_number, 0.0, SEND_SHARE * self.plan.timeout_s)]
 
-    def _open_fleet_round(self, number: int, settle_s: float, window_s: float) -> Publish:
+    def _open_fleet_round(
+        self, number: int, settle_s: float, window_s: float, servers: tuple[str, ...] = ()
+    ) -> Publish:
         """Round `number`'s fleet part, from now: its tick."""
         fleet = self._fleet = FleetRound(
-            self.owner.name, self.epoch, number, report_share(self._fleet_asked_last)
+            self.owner.name, self.epoch, number, report_share(self._fleet_size), servers
         )
         tick = fleet.tick(settle_s, window_s)
         return Publish(self.owner.topics.fleet_tick, self.owner.seal(tick.encode()))
 
-    def _next_fleet_round(self) -> Publish:
+    def _next_fleet_round(self, polled: Mapping[str, Sample]) -> Publish:
         """Open the next round's fleet part now, as this one closes: the fleet then has the
         whole interval to ask in, not only the polls' share of the round, so that ten
         thousand asks do not come in one burst.  The fleet asks once this clock has slewed
         its own correction in (its clock is the same from then until the next round's end),
-        and before the next round's polls are done, so that the reports come in time."""
+        and before the next round's polls are done, so that the reports come in time.  It
+        asks the standby masters this round `polled`, if any, and the leader only if none:
+        the leader has the rounds to run, and a standby nothing else to do."""
         clock = self.owner.clock
         now = clock.monotonic_ns()
         settle_s = max(0, (clock.slew_end_mono() or now) - now) / NS_PER_S
         polls_done = self._next_round + round(SEND_SHARE * self.plan.timeout_s * NS_PER_S)
+        servers = tuple(name for name in sorted(polled) if name in self.standbys)
         return self._open_fleet_round(
-            self._last_number + 1, settle_s, (polls_done - now) / NS_PER_S
+            self._last_number + 1,
+            settle_s,
+            (polls_done - now) / NS_PER_S,
+            servers[:MAX_SERVERS],
         )
 
     def _poll(self, collector: RoundCollector) -> Publish:
@@ -181,7 +198,7 @@ class Leading:
         self._round = None
         fleet, self._fleet = self._fleet, None
         assert fleet is not None
-        self._fleet_asked_last = fleet.asked
+        self._fleet_size = fleet.fleet_size()
         self.rounds_done += 1
         samples = collector.best_samples()
         outcome = settle(
@@ -215,17 +232,18 @@ class Leading:
                     collector.started_mono,
                 )
             )
-        if fleet.asked:
+        if fleet.asked or fleet.servers:
+            average_s, rates = outcome.selection.average_s, self.standbys
             if clock.stepped_since(before_mono):
-                result = fleet.result(outcome.selection.average_s)
+                result = fleet.result(average_s, polled=samples, rates_ppm=rates)
             else:
                 end = clock.slew_end_mono()
                 slewed = clock.reading_at(end) if end is not None else clock.now_ns()
-                result = fleet.result(outcome.selection.average_s, before, slewed)
+                result = fleet.result(average_s, before, slewed, polled=samples, rates_ppm=rates)
             actions.append(
                 Publish(self.owner.topics.fleet_result, self.owner.seal(result.encode()))
             )
-        actions.append(self._next_fleet_round())
+        actions.append(self._next_fleet_round(samples))
         assert self._polling is not None
         closed = self.membership.close(collector.number, self._polling, collector.answered())
         missing = closed.missing

@@ -16,6 +16,7 @@ and a captured answer cannot be replayed.
 """
 
 import logging
+from collections.abc import Callable
 
 from clocksync.core.clock import SoftwareClock
 from clocksync.protocol.enums import RoleKind, SyncMode
@@ -43,9 +44,16 @@ class TimeResponder:
         self.disciplined = disciplined
         self.epoch = epoch
 
-    def answer(self, message: Inbound, *, fleet: bool = False) -> list[Publish]:
+    def answer(
+        self,
+        message: Inbound,
+        *,
+        fleet: bool = False,
+        refusal: Callable[[TimeRequest], str | None] | None = None,
+    ) -> list[Publish]:
         """The answer to a time request, or nothing (the reason logged); a `fleet` node's
-        is answered on its fleet answer topic, and must be asked from its own topic."""
+        is answered on its fleet answer topic, and must be asked from its own topic.
+        `refusal` says why the owner's clock may not answer this request now, if so."""
         owner = self.owner
         received = owner.clock.reading_at(message.received_mono)
         request = owner.receive(message, TimeRequest)
@@ -70,6 +78,10 @@ class TimeResponder:
                 clip(reply_to),
                 expected,
             )
+            return []
+        refused = None if refusal is None else refusal(request)
+        if refused is not None:
+            log.debug("left a time request from %s unanswered: %s", request.client, refused)
             return []
         response = TimeResponse(
             server=owner.name,

@@ -63,6 +63,8 @@ class Asker:
         self.trusted = trusted
         self.request_topic = topics.cristian_request
         """Where requests go: the site's time servers, or (a fleet node's) one master."""
+        self.ask_round: int | None = None
+        """The round a fleet node's requests measure for (see TimeRequest)."""
         self.reply_topic = reply_topic or topics.cristian_reply(name)
         self.timeout_ns = round(timeout_s * NS_PER_S)
         self.protocol = protocol
@@ -78,6 +80,7 @@ class Asker:
             sent=0,
             reply_to=self.reply_topic if in_payload else None,
             correlation=correlation if in_payload else None,
+            round=self.ask_round,
         )
         stamped_mono = echo = 0
 

@@ -49,6 +49,8 @@ class _Round:
 
     at_reply: dict[int, tuple[int, int]] = field(default_factory=dict)
     previous: PreviousSend | None = None
+    slewing: bool = False
+    """Whether the clock was slewing when it answered a poll of the round."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class Follower:
             if len(rounds) > OPEN_ROUNDS:
                 del rounds[min(rounds)]
 
+        answering.slewing |= clock.slew_end_mono() is not None
+
         def stamp() -> int:
             """t3, and the clock's total adjustment at that same instant."""
             mono = clock.monotonic_ns()
@@ -143,6 +147,24 @@ class Follower:
         payload = owner.seal(unsent.encode_stamped(stamp))
         tag = ReplySent(poll.round, poll.seq)
         return [Publish(owner.topics.reply(owner.name), payload, tag=tag)]
+
+    def refusal_to_answer(self, round_number: int) -> str | None:
+        """Why this clock may not answer a fleet node's ask for `round_number` in the
+        leader's name, or None.  The leader measures this clock by the round's polls, and
+        the fleet node takes that offset off what it measured: so the clock must have taken
+        the round before's correction and not this one's, and neither slew nor have slewed
+        while polled in this round (the offset the leader measured is then the one the
+        answer carries, but for the drift between)."""
+        if self.corrected == 0:
+            return "not corrected by the leader yet"
+        if round_number != self._corrected_through + 1:
+            return f"its clock is in round {self._corrected_through + 1}"
+        if self.owner.clock.slew_end_mono() is not None:
+            return "its clock is slewing"
+        answered = self._rounds.get(round_number)
+        if answered is not None and answered.slewing:
+            return "its clock was slewing when polled in the round"
+        return None
 
     def _poll_refusal(self, poll: Poll, received_mono: int) -> str | None:
         """Why this poll is not answered, or None."""

@@ -19,7 +19,13 @@ is seconds of CPU.  So a fleet round goes (clocksync.master.fleet for the leader
    correction the leader would have sent it (A − its offset), slewed like any correction.
    A node whose exchange ends after the round closed (an ask late in the window, answered
    slowly) keeps the result until its answer comes: if the leader answered once it had
-   taken A in itself, θ alone is the correction (see `_average_to_add`).
+   taken A in itself, θ alone is the correction (see `_from_leader`).
+
+When the tick names standby masters as its `servers`, each node asks one of them, drawn at
+random, instead of the leader: the leader polls them as nodes, and the result gives each
+one's offset from the leader as the round measured it, which the node takes off what it
+measured (see `_from_standby`).  A standby answers only for the round its own clock is in
+(clocksync.nodes.berkeley.Follower.refusal_to_answer), so that offset is still its offset.
 
 What it accepts: ticks and results from the leader it follows (clocksync.nodes.leadership),
 for rounds after the last one corrected; answers only to its own outstanding requests (the
@@ -56,13 +62,15 @@ nodes) is as good as one read at once; waiting only for 0.5 s cost a tenth of a 
 
 @dataclass(frozen=True)
 class _Ask:
-    """A round's measurement to make: at `at` (monotonic), to `master`, reporting or not."""
+    """A round's measurement to make: at `at` (monotonic), for `master`, of `server`'s
+    clock (the master's, or a standby's answering for it), reporting or not."""
 
     master: str
     epoch: int
     round: int
     at: int
     report: bool
+    server: str
 
 
 class FleetNode(Participant):
@@ -115,11 +123,17 @@ class FleetNode(Participant):
         """Results that came before this node's own measurement of their round finished:
         an ask late in the window, answered slowly, ends after the round has closed."""
         self._corrected_through = 0
+        self._measured_through = 0
 
     @property
     def corrected_through(self) -> int:
         """The latest round whose result this node applied (0: none yet)."""
         return self._corrected_through
+
+    @property
+    def measured_through(self) -> int:
+        """The latest round this node had its answer in (0: none yet)."""
+        return self._measured_through
 
     def subscriptions(self) -> list[str]:
         topics = self.topics
@@ -157,7 +171,8 @@ class FleetNode(Participant):
         if self._burst is None and due is not None and mono >= due.at:
             self._due = None
             self._asking = due
-            self.asker.request_topic = self.topics.fleet_ask(due.master, self.name)
+            self.asker.request_topic = self.topics.fleet_ask(due.server, self.name)
+            self.asker.ask_round = due.round
             self._burst = Burst(self.asker, self.samples)
         burst = self._burst
         if burst is not None:
@@ -188,8 +203,9 @@ class FleetNode(Participant):
             self._rng.uniform(min(max(0.0, tick.settle_s), window_s), window_s) * NS_PER_S
         )
         report = self._rng.random() < tick.report_share
+        server = self._rng.choice(tick.servers) if tick.servers else tick.master
         self._due = _Ask(
-            tick.master, tick.epoch, tick.round, message.received_mono + delay_ns, report
+            tick.master, tick.epoch, tick.round, message.received_mono + delay_ns, report, server
         )
         self.work_now()
 
@@ -213,6 +229,7 @@ class FleetNode(Participant):
             log.info("%s: no answer from the leader this round", self.name)
             return []
         self._measured[asking.round] = (asking, best)
+        self._measured_through = max(self._measured_through, asking.round)
         _keep_latest(self._measured)
         early = self._results.pop(asking.round, None)
         if early is not None:
@@ -245,18 +262,19 @@ class FleetNode(Participant):
         asking, sample = measured
         if (asking.master, asking.epoch) != (result.master, result.epoch):
             return
-        average_s = _average_to_add(result, sample)
-        if average_s is None:
-            log.info("%s: answered while the leader took round %d in", self.name, result.round)
+        from_leader = sample.peer == result.master
+        needed = (_from_leader if from_leader else _from_standby)(result, sample)
+        if needed is None:
+            log.info(
+                "%s: %s answered while its clock was not round %d's",
+                self.name,
+                sample.peer,
+                result.round,
+            )
             return
+        correction_s, bound_s = needed
         correction = Measured(
-            sample.offset_s + average_s,
-            sample.adjusted_ns,
-            sample.arrived_mono,
-            sample.delay_s,
-            # θ's bound: how far this clock may be from the leader's once both have slewed
-            # the round's average in.
-            sample.error_bound_s,
+            correction_s, sample.adjusted_ns, sample.arrived_mono, sample.delay_s, bound_s
         )
         if not self.apply_correction(correction):
             return
@@ -273,14 +291,31 @@ def _keep_latest(rounds: dict[int, Any]) -> None:
         del rounds[min(rounds)]
 
 
-def _average_to_add(result: FleetResult, sample: Sample) -> float | None:
-    """What to add to the offset measured to the leader: the round's average if the leader
-    answered before correcting itself for the round (the usual case), nothing if it
-    received the request once it had (the exchange ended after the round closed: the
-    leader's clock is the average already), None if in between."""
+def _from_standby(result: FleetResult, sample: Sample) -> tuple[float, float] | None:
+    """The correction, and its bound, that an answer from a standby master gives: the
+    offset measured to the standby, less the standby's offset from the leader (as the round
+    measured it), plus the round's average.  The bound adds the standby's offset's own and
+    how far the standby may have drifted from the leader between that measurement and its
+    answer.  None when the result does not measure that standby."""
+    server = next((entry for entry in result.servers if entry.name == sample.peer), None)
+    if server is None:
+        return None
+    # Both instants are on clocks within the standby's offset of the leader's.
+    apart_s = abs(sample.exchange.t3 - server.measured) / NS_PER_S + abs(server.offset_s)
+    bound_s = sample.error_bound_s + server.bound_s + server.rate_ppm * 1e-6 * apart_s
+    return sample.offset_s - server.offset_s + result.average_s, bound_s
+
+
+def _from_leader(result: FleetResult, sample: Sample) -> tuple[float, float] | None:
+    """The correction, and its bound, that the leader's answer gives: the offset measured
+    plus the round's average if the leader answered before correcting itself for the round
+    (the usual case), plus nothing if it received the request once it had (the exchange
+    ended after the round closed: the leader's clock is the average already), None if in
+    between.  θ's bound is how far this clock may be from the leader's once both have
+    slewed the round's average in."""
     exchange = sample.exchange
     if result.applied is None or exchange.t3 <= result.applied:
-        return result.average_s
+        return sample.offset_s + result.average_s, sample.error_bound_s
     if result.slewed is not None and exchange.t2 >= result.slewed:
-        return 0.0
+        return sample.offset_s, sample.error_bound_s
     return None

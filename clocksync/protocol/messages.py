@@ -43,6 +43,7 @@ __all__ = [
     "Correction",
     "FleetReport",
     "FleetResult",
+    "FleetServer",
     "FleetTick",
     "Leader",
     "MessageError",
@@ -162,9 +163,11 @@ class RoundSummary(Message):
 @dataclass(frozen=True)
 class FleetTick(Message):
     """Leader to the whole fleet, one message: round `round` begins.  Each fleet node asks
-    the leader's time once (or `samples` times) at a moment it draws between `settle_s` and
+    the time once (or `samples` times) at a moment it draws between `settle_s` and
     `window_s` from now, and reports its offset with probability `report_share`, so that
-    the leader hears enough clocks for the average however large the fleet."""
+    the leader hears enough clocks for the average however large the fleet.  It asks one of
+    `servers`, drawn at random, the standby masters that answer for the leader; the leader
+    itself when there are none."""
 
     kind: ClassVar[str] = "fleet-tick"
     sealed: ClassVar[bool] = True
@@ -174,6 +177,7 @@ class FleetTick(Message):
     window_s: Seconds
     report_share: Share
     settle_s: Seconds = 0.0
+    servers: Annotated[tuple[str, ...], listing(NAME)] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,21 @@ class FleetReport(Message):
 
 
 @dataclass(frozen=True)
+class FleetServer(WireObject):
+    """A standby master that answered fleet asks for the leader in a round, as the leader
+    measured it in that round: `offset_s` (its clock minus the leader's) within `bound_s`,
+    at `measured` (the leader's clock).  Its clock runs within `rate_ppm` of the line its
+    frequency estimate draws, so an answer it gave at another moment of the round measured
+    the leader within `rate_ppm` times the time between more."""
+
+    name: Name
+    offset_s: Seconds
+    bound_s: Seconds
+    measured: Time
+    rate_ppm: Ppm
+
+
+@dataclass(frozen=True)
 class FleetResult(Message):
     """Leader to the whole fleet, one message: the round's average offset from the
     leader's clock.  A fleet node adds it to the offset it measured to the leader (the
@@ -201,7 +220,11 @@ class FleetResult(Message):
     for the round in, and when that is done: an answer the leader sent before `applied`
     measured the clock the average refers to; one it received after `slewed`, the clock
     that has taken it in already (a node whose exchange ended after the round closed).
-    Absent when the leader stepped, which can run its clock backwards."""
+    Absent when the leader stepped, which can run its clock backwards.
+
+    `servers` are the standby masters that answered for the leader in the round (see
+    FleetServer): a node answered by one adds its offset from the leader to what it measured.
+    """
 
     kind: ClassVar[str] = "fleet-result"
     sealed: ClassVar[bool] = True
@@ -211,6 +234,7 @@ class FleetResult(Message):
     average_s: Seconds
     applied: MaybeTime = None
     slewed: MaybeTime = None
+    servers: Annotated[tuple[FleetServer, ...], listing(FleetServer.codec())] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -266,7 +290,8 @@ class TimeRequest(Message):
     `sent` is the client's clock as the request is sent; the server echoes it, so an answer
     can be matched to its request.  With MQTT 5 the reply topic and correlation data travel
     as the Response Topic and Correlation Data properties; a client on an MQTT 3.1.1
-    connection puts them in `reply_to` and `correlation` instead.
+    connection puts them in `reply_to` and `correlation` instead.  A fleet node's ask names
+    the `round` it measures for: a standby master answers only for the round its clock is in.
     """
 
     kind: ClassVar[str] = "time-request"
@@ -275,6 +300,7 @@ class TimeRequest(Message):
     sent: Time
     reply_to: MaybeTopic = None
     correlation: MaybeCorrelation = None
+    round: MaybeCount = None
 
 
 @dataclass(frozen=True)

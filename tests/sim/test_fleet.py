@@ -162,3 +162,30 @@ class AskSpy(PassiveRole):
     def on_message(self, message: Inbound) -> list[Action]:
         self.asks.append(self.world.now)
         return []
+
+
+def test_standby_masters_answer_the_fleet_and_every_bound_holds() -> None:
+    world = World(8)
+    site = kitchen(world, QUIET, wakeup=WAKEUP, offset_s=1.0, standbys=("lab-2", "lab-3"))
+    nodes = fleet(world, QUIET, 200, offset_s=1.0, wakeup=WAKEUP)
+    checks: list[tuple[float, float]] = []
+
+    def check_bounds() -> None:
+        if world.now < 20 * NS_PER_S:
+            return
+        distances = world.distances_from(MASTER)
+        for node in nodes:
+            bound = node.error_bound_s()
+            if bound is not None:
+                checks.append((distances[node.name], bound))
+
+    world.every(0.37, check_bounds)
+    world.run(40)
+    last = site.listener.rounds[-10:]
+    assert all(summary.master == MASTER for summary in last)
+    assert all(summary.fleet_asked == 0 for summary in last), "the standbys answer the fleet"
+    assert all(0.6 * REPORTS_WANTED <= s.fleet_reported <= 200 for s in last)
+    assert min(node.corrected_through for node in nodes) >= last[-2].round
+    assert max(world.distances_from(MASTER)[node.name] for node in nodes) < 200e-6
+    assert len(checks) > 10_000
+    assert all(distance <= bound for distance, bound in checks)

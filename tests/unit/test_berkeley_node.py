@@ -359,3 +359,27 @@ def test_after_a_refused_forgery_the_genuine_correction_still_applies() -> None:
     assert node.follower.corrected == 4
     time.advance(NS_PER_S)
     assert 0 < node.clock.now_ns() - time.wall <= 10_000
+
+
+def test_a_clock_may_answer_for_the_leader_only_in_a_round_it_is_steady_in() -> None:
+    """What a standby master checks before it answers a fleet node's ask in the leader's
+    name: the leader measures it by the round's polls, so its clock must not move in
+    between (see clocksync.nodes.fleet)."""
+    time = FakeTime()
+    node = make_node(time)
+    follower = node.follower
+    assert follower.refusal_to_answer(1) == "not corrected by the leader yet"
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 20e-6)
+    assert follower.refusal_to_answer(2) == "its clock is slewing"
+    time.advance(1_000 * US)  # 20 µs slew in well under a millisecond
+    assert follower.refusal_to_answer(2) is None
+    assert follower.refusal_to_answer(1) == "its clock is in round 2"
+    assert follower.refusal_to_answer(3) == "its clock is in round 2"
+    poll(node, time, 2, 0)
+    assert follower.refusal_to_answer(2) is None, "polled while steady"
+    correct(node, time, 2, 0, 1e-3)
+    poll(node, time, 3, 0)  # polled while 1 ms is still being slewed in
+    time.advance(100_000 * US)
+    assert node.clock.slew_end_mono() is None
+    assert follower.refusal_to_answer(3) == "its clock was slewing when polled in the round"

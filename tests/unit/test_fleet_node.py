@@ -12,6 +12,7 @@ from clocksync.protocol.envelope import Publish
 from clocksync.protocol.messages import (
     FleetReport,
     FleetResult,
+    FleetServer,
     FleetTick,
     TimeRequest,
     TimeResponse,
@@ -43,27 +44,38 @@ def make_node(time: FakeTime) -> FleetNode:
 def tick(
     node: FleetNode, time: FakeTime, round_: int, *, share: float = 1.0, **fields: object
 ) -> None:
+    servers = fields.get("servers", ())
+    assert isinstance(servers, tuple)
     message = FleetTick(
-        str(fields.get("master", "lab")), int(str(fields.get("epoch", EPOCH))), round_, 0.2, share
+        str(fields.get("master", "lab")),
+        int(str(fields.get("epoch", EPOCH))),
+        round_,
+        0.2,
+        share,
+        servers=servers,
     )
     node.on_message(inbound(TOPICS.fleet_tick, message, time.mono))
 
 
 def ask(
-    node: FleetNode, time: FakeTime, between: Callable[[int], None] | None = None
+    node: FleetNode,
+    time: FakeTime,
+    between: Callable[[int], None] | None = None,
+    *,
+    server: str = "lab",
 ) -> list[Publish]:
-    """Let the window pass; the node's request is sent and answered 100 µs later with the
-    leader LEADER_AHEAD_S ahead; return what the node publishes after the answer.
-    `between`, given the leader's clock when it answered, runs before the answer comes."""
+    """Let the window pass; the node's request is sent and answered 100 µs later by
+    `server`, LEADER_AHEAD_S ahead; return what the node publishes after the answer.
+    `between`, given the server's clock when it answered, runs before the answer comes."""
     time.advance(250 * MS)
     (request,) = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
-    assert request.topic == TOPICS.fleet_ask("lab", "KMC")
+    assert request.topic == TOPICS.fleet_ask(server, "KMC")
     assert request.response_topic == TOPICS.fleet_answer("KMC")
     node.on_sent(request.tag, time.mono)
     sent = TimeRequest.decode(request.payload).sent
     ahead = round(LEADER_AHEAD_S * NS_PER_S)
     answer = TimeResponse(
-        "lab", "KMC", EPOCH, sent, sent + ahead + 50 * US, 500.0, sent + ahead + 50 * US
+        server, "KMC", EPOCH, sent, sent + ahead + 50 * US, 500.0, sent + ahead + 50 * US
     )
     time.advance(100 * US)
     if between is not None:
@@ -83,8 +95,9 @@ def result(
     master: str = "lab",
     applied: int | None = None,
     slewed: int | None = None,
+    servers: tuple[FleetServer, ...] = (),
 ) -> None:
-    message = FleetResult(master, EPOCH, round_, average_s, applied, slewed)
+    message = FleetResult(master, EPOCH, round_, average_s, applied, slewed, servers)
     node.on_message(inbound(TOPICS.fleet_result, message, time.mono))
 
 
@@ -224,3 +237,64 @@ def test_a_wait_for_an_answer_gives_way_to_the_next_rounds_ask() -> None:
     assert len(second) == 1, "round 2 is asked at its moment, round 1 given up"
     sent = [TimeRequest.decode(ask.payload).sent for ask in (*first, *second)]
     assert sent[1] - sent[0] == 750 * MS, "a new request, at round 2's moment"
+
+
+STANDBY_AHEAD_S = 0.050
+"""The standby answering for the leader in these tests is this far ahead of the leader."""
+
+
+def standby_answers(time: FakeTime, node: FleetNode) -> int:
+    """Round 1 names lab-2 and lab-3 as the fleet's servers; the node asks one, which
+    answers; return the node's clock before the round."""
+    tick(node, time, 1, servers=("lab-2", "lab-3"))
+    before = node.clock.now_ns()
+    time.advance(250 * MS)
+    (request,) = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
+    server = request.topic.split("/")[-2]
+    assert server in {"lab-2", "lab-3"}
+    assert TimeRequest.decode(request.payload).round == 1, "a standby checks its round"
+    node.on_sent(request.tag, time.mono)
+    sent = TimeRequest.decode(request.payload).sent
+    ahead = round(LEADER_AHEAD_S * NS_PER_S)
+    answer = TimeResponse(
+        server, "KMC", EPOCH, sent, sent + ahead + 50 * US, 500.0, sent + ahead + 50 * US
+    )
+    time.advance(100 * US)
+    message = inbound(
+        TOPICS.fleet_answer("KMC"), answer, time.mono, correlation=request.correlation
+    )
+    node.on_message(message)
+    return before
+
+
+def measured_as(name: str, time: FakeTime) -> FleetServer:
+    """The leader measured `name` STANDBY_AHEAD_S ahead, within 20 µs, 2 s before now."""
+    leader_now = time.clock().now_ns()
+    return FleetServer(name, STANDBY_AHEAD_S, 20e-6, leader_now - 2 * NS_PER_S, 2.0)
+
+
+def test_an_answer_from_a_standby_counts_from_the_leader_by_the_standbys_measured_offset() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    before = standby_answers(time, node)
+    bound_before = node.error_bound_s()
+    servers = (measured_as("lab-2", time), measured_as("lab-3", time))
+    result(node, time, 1, 0.010, servers=servers)
+    assert node.corrected == 1
+    moved = (node.clock.now_ns() - before - 250 * MS - 100 * US) / NS_PER_S
+    assert moved == pytest.approx(LEADER_AHEAD_S - STANDBY_AHEAD_S + 0.010, abs=1e-5)
+    bound = node.error_bound_s()
+    assert bound_before is None
+    assert bound is not None
+    # θ's (50 µs of delay), the standby's offset's 20 µs, and 2 ppm over the 2 s between
+    # the leader's measurement and the answer, and the standby's 50 ms apart.
+    assert 50e-6 + 20e-6 + 2e-6 * 2.05 <= bound < 50e-6 + 20e-6 + 2e-6 * 2.05 + 10e-6
+
+
+def test_an_answer_from_a_standby_the_result_does_not_measure_moves_nothing() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    before = standby_answers(time, node)
+    result(node, time, 1, 0.010, servers=(measured_as("lab-9", time),))
+    assert node.corrected == 0
+    assert node.clock.now_ns() - before == 250 * MS + 100 * US

@@ -2,8 +2,10 @@
 
 import pytest
 
+from clocksync.core.measurement import Exchange
+from clocksync.core.sample import Sample
 from clocksync.master.fleet import MAX_REPORTS, REPORTS_WANTED, FleetRound, report_share
-from clocksync.protocol.messages import FleetReport
+from clocksync.protocol.messages import FleetReport, FleetResult
 
 EPOCH = 1_800_000_000_000
 
@@ -31,3 +33,35 @@ def test_the_tick_and_the_result_name_the_round_and_term() -> None:
     fields = (tick.master, tick.epoch, tick.round, tick.settle_s, tick.window_s, tick.report_share)
     assert fields == ("lab", EPOCH, 3, 0.05, 0.4, 0.25)
     assert fleet.result(-2e-5).average_s == -2e-5
+
+
+def test_with_standbys_answering_the_fleets_size_comes_from_the_reports_heard() -> None:
+    fleet = FleetRound("lab", EPOCH, 3, 0.1, ("lab-2",))
+    for index in range(MAX_REPORTS + 76):  # more than are kept: all count
+        fleet.add_report(FleetReport(f"n-{index}", EPOCH, 3, 0.0, 1e-4))
+    assert fleet.asked == 0
+    assert fleet.fleet_size() == 11_000
+    assert report_share(fleet.fleet_size()) == pytest.approx(REPORTS_WANTED / 11_000)
+
+
+def test_the_result_measures_the_servers_polled_whose_drift_is_known() -> None:
+    fleet = FleetRound("lab", EPOCH, 3, 1.0, ("lab-2", "lab-3", "lab-4"))
+    assert fleet.tick(0.0, 0.4).servers == ("lab-2", "lab-3", "lab-4")
+    t1 = 1_900_000_000_000_000_000
+    polled = {
+        "lab-2": Sample(
+            Exchange(t1, t1 + 30_000 + 2_000_000, t1 + 30_000 + 2_000_000, t1 + 60_000)
+        ),
+        "lab-3": Sample(Exchange(t1, t1 + 30_000, t1 + 30_000, t1 + 60_000)),
+        "KMC": Sample(Exchange(t1, t1 + 30_000, t1 + 30_000, t1 + 60_000)),
+    }
+    result = fleet.result(1e-5, polled=polled, rates_ppm={"lab-2": 1.5, "lab-4": 1.0})
+    (server,) = result.servers  # lab-3's drift is unknown, lab-4 was not polled
+    assert (server.name, server.offset_s, server.measured, server.rate_ppm) == (
+        "lab-2",
+        0.002,
+        t1 + 30_000,
+        1.5,
+    )
+    assert server.bound_s == pytest.approx(30e-6, abs=1e-6)
+    assert FleetResult.decode(result.encode()) == result
