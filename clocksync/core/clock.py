@@ -183,9 +183,11 @@ class SoftwareClock:
         segment = self._segment_at(mono)
         return segment.adjusted_before + round(segment.corrected(mono))
 
-    def slew_remaining_ns(self) -> int:
+    def slew_remaining_ns(self, mono: int | None = None) -> int:
+        """What is left at `mono` (default now) of the slew under way."""
         segment = self._segment
-        return segment.slew_ns - round(segment.slewed(self._monotonic_ns()))
+        mono = self._monotonic_ns() if mono is None else max(mono, segment.start_mono)
+        return segment.slew_ns - round(segment.slewed(mono))
 
     def slew_end_mono(self) -> int | None:
         """The monotonic instant the current slew completes, or None when not slewing."""

@@ -297,12 +297,15 @@ class Participant(ABC):
         """How far off this clock may be at `mono` (default now), where known: the bound
         of its last correction, grown since at the rate its frequency may still be off
         (SKEW_SIGMAS, WANDER_PPM; before its history is long enough to judge its own
-        estimate, the clock's whole rate bound)."""
+        estimate, the clock's whole rate bound), plus what is left of a slew under way: the
+        correction's bound holds for the clock that has taken it in."""
         if self.last_error_bound_s is None:
             return None
-        mono = self.clock.monotonic_ns() if mono is None else mono
+        clock = self.clock
+        mono = clock.monotonic_ns() if mono is None else mono
         elapsed_s = max(0, mono - self._bound_mono) / NS_PER_S
-        return self.last_error_bound_s + self._growth_ppm() * 1e-6 * elapsed_s
+        slewing_s = abs(clock.slew_remaining_ns(mono)) / NS_PER_S
+        return self.last_error_bound_s + self._growth_ppm() * 1e-6 * elapsed_s + slewing_s
 
     def _wake(self) -> Wake:
         return Wake(min(self._status_due, self._work_due))

@@ -107,6 +107,30 @@ class Observer:
     def offset_at(self, name: str, host_time: int) -> float | None:
         """A participant's truth offset at `host_time` (ns, host clock), interpolated between
         the two statuses around it; None outside its history.  Needs `keep_history`."""
+        around = self._statuses_around(name, host_time)
+        if around is None:
+            return None
+        (before_ns, before), (after_ns, after) = around
+        span = after_ns - before_ns
+        weight = (host_time - before_ns) / span if span else 0.0
+        return before + weight * (after - before)
+
+    def offsets_around(self, name: str, host_time: int) -> tuple[float, float] | None:
+        """The lowest and highest truth offset a participant can have had at `host_time`
+        (ns, host clock): those of its statuses just before and just after, since a clock
+        that slews a correction in between passes only through the values between them.
+        None outside its history.  Needs `keep_history`."""
+        around = self._statuses_around(name, host_time)
+        if around is None:
+            return None
+        (_, before), (_, after) = around
+        return min(before, after), max(before, after)
+
+    def _statuses_around(
+        self, name: str, host_time: int
+    ) -> tuple[tuple[int, float], tuple[int, float]] | None:
+        """(host time, truth offset) of a participant's statuses just before and after
+        `host_time`, or None."""
         history = (self.history or {}).get(name, [])
         times = [status.host_time or 0 for status in history]
         index = bisect.bisect_left(times, host_time)
@@ -115,9 +139,7 @@ class Observer:
         before, after = history[index - 1].host_offset_s, history[index].host_offset_s
         if before is None or after is None:
             return None
-        span = times[index] - times[index - 1]
-        weight = (host_time - times[index - 1]) / span if span else 0.0
-        return before + weight * (after - before)
+        return (times[index - 1], before), (times[index], after)
 
     def close(self) -> None:
         self.link.close([])

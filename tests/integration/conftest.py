@@ -133,7 +133,9 @@ def site() -> str:
 
 @pytest.fixture
 def observer(broker: BrokerUrl, site: str) -> Iterator[Observer]:
-    watcher = Observer(broker, site)
+    """The site's watcher; it keeps every status, so that a test can judge a reading
+    against another clock's truth at the same instant (Observer.offsets_around)."""
+    watcher = Observer(broker, site, keep_history=True)
     assert watcher.link.wait_until_ready(10), "observer could not connect"
     yield watcher
     watcher.close()

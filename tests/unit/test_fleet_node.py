@@ -165,6 +165,24 @@ def test_the_result_moves_the_clock_by_the_offset_measured_plus_the_average() ->
     assert moved == pytest.approx(LEADER_AHEAD_S + 0.010, abs=1e-5)  # a first update steps
 
 
+def test_the_bound_covers_what_is_left_of_a_slew() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    tick(node, time, 1)
+    ask(node, time)
+    result(node, time, 1, 0.0)
+    tick(node, time, 2)
+    ask(node, time)  # the leader answers LEADER_AHEAD_S ahead again
+    result(node, time, 2, 0.008 - LEADER_AHEAD_S)  # a move of 8 ms, slewed for 96 ms
+    slewing = node.error_bound_s()
+    assert slewing is not None
+    assert 8e-3 < slewing < 8e-3 + 1e-3
+    time.advance(100 * MS)
+    slewed = node.error_bound_s()
+    assert slewed is not None
+    assert slewed < 1e-3
+
+
 def test_results_not_awaited_move_nothing() -> None:
     time = FakeTime()
     node = make_node(time)
