@@ -7,7 +7,8 @@ without a jump.  A master's status carries its priority, which makes it a candid
 names the leader; when it takes the lead it publishes the retained leader record with its
 new term.  Unless told not to, a master also answers Cristian time requests
 (clocksync.master.timeserver), once its clock has the site's time: as leader after its first
-round, as a standby after its first correction.
+round, as a standby after its first correction.  A standby answers the fleet's asks for
+the leader when the leader's tick names it (clocksync.nodes.fleet).
 """
 
 import logging

@@ -89,8 +89,9 @@ class Topics:
         return f"{self.prefix}/berkeley/fleet/tick"
 
     def fleet_ask(self, master: str, name: str) -> str:
-        """A fleet node's time request, to one master only: standby masters, which share
-        no part of a round, are spared the fleet's traffic."""
+        """A fleet node's time request, to one master only: the leader, or the standby
+        master the round's tick drew for it, so that the leader can spread the fleet's
+        asks over its standbys without a shared subscription."""
         return f"{self.prefix}/berkeley/fleet/ask/{master}/{name}"
 
     def fleet_asks_to(self, master: str) -> str:

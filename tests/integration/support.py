@@ -54,3 +54,16 @@ def wait_for_status(observer: Observer, name: str, timeout_s: float = 15) -> Non
     assert observer.wait_for(lambda: name in observer.true_offsets(), timeout_s), (
         f"no status from {name}"
     )
+
+
+def distance_from(
+    observer: Observer, reference: str, offset_from_host_s: float, at_host: int
+) -> float:
+    """How far a clock `offset_from_host_s` off the host at `at_host` (ns, host clock) was
+    at least from `reference` then, whose truth is known only at its statuses: between the
+    two around that instant it may have slewed a round's correction in."""
+    assert observer.wait_for(lambda: observer.offsets_around(reference, at_host) is not None, 5)
+    around = observer.offsets_around(reference, at_host)
+    assert around is not None
+    low, high = around
+    return max(0.0, low - offset_from_host_s, offset_from_host_s - high)

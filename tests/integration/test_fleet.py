@@ -19,7 +19,7 @@ from clocksync.protocol.topics import Topics
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, Fleet
 from clocksync.transport.link import MqttLink
-from tests.integration.support import start_master
+from tests.integration.support import distance_from, start_master
 
 LINES = ("KMC", "MIT")
 FLEET = ("kiosk-1", "kiosk-2", "kiosk-3")
@@ -141,3 +141,47 @@ def test_two_hundred_fleet_nodes_on_one_thread_keep_the_leaders_time(
         assert bound is not None
         assert abs(truth - master) <= bound + 0.3e-3, (truth - master, bound)
     assert max(truths) - min(truths) < 5e-3, "the fleet agrees, read at one instant"
+
+
+def test_a_standby_master_answers_the_fleet_for_the_leader(
+    fleet: Fleet, observer: Observer
+) -> None:
+    rng = random.Random(20261202)
+    for kiosk in FLEET:
+        fleet.start(
+            "node",
+            ClockSpec(kiosk, rng.uniform(-2, 2), rng.uniform(-100, 100)),
+            "--sync",
+            "fleet",
+            "--status-interval",
+            "0.25",
+        )
+    assert observer.wait_for(lambda: set(FLEET) <= set(observer.statuses), 15)
+    start_master(fleet, "--priority", "1", offset_s=0.4, drift_ppm=-60.0)
+    fleet.start("master", ClockSpec("lab-2", -0.7, 80.0), "--interval", "0.5")
+
+    def standby_answers() -> bool:
+        return len(observer.rounds) > 4 and observer.rounds[-1].fleet_asked == 0
+
+    assert observer.wait_for(standby_answers, 40), [s.fleet_asked for s in observer.rounds]
+    updates = {kiosk: observer.statuses[kiosk].updates for kiosk in FLEET}
+    seen = len(observer.rounds)
+
+    def corrected_again() -> bool:
+        return all(observer.statuses[kiosk].updates >= updates[kiosk] + 5 for kiosk in FLEET)
+
+    assert observer.wait_for(corrected_again, 30), "every kiosk taken five more results in"
+    observer.pump(0.6)
+    later = observer.rounds[seen:]
+    assert all(summary.master == "lab" for summary in later)
+    assert all(summary.fleet_asked == 0 for summary in later), "the leader answers none"
+    reported = [summary.fleet_reported for summary in later[:-1]]
+    assert reported.count(len(FLEET)) >= len(reported) / 2, reported
+    for kiosk in FLEET:
+        status = observer.statuses[kiosk]
+        assert status.error_bound_s is not None
+        assert status.host_offset_s is not None
+        assert status.host_time is not None
+        error = distance_from(observer, "lab", status.host_offset_s, status.host_time)
+        assert error <= status.error_bound_s + 20e-6, (kiosk, error, status.error_bound_s)
+        assert error < 2e-3, (kiosk, error)

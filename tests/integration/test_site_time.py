@@ -18,7 +18,7 @@ from clocksync.embed import SiteClock
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, Fleet
 from clocksync.transport.url import BrokerUrl
-from tests.integration.support import run_cli, start_master, wait_for_status
+from tests.integration.support import distance_from, run_cli, start_master, wait_for_status
 
 MASTER_OFFSET_S = 0.5
 
@@ -47,24 +47,13 @@ def master_truth(observer: Observer) -> float:
     return observer.true_offsets()["lab"]
 
 
-def distance_from_master(observer: Observer, offset_from_host_s: float, at_host: int) -> float:
-    """How far a clock `offset_from_host_s` off the host at `at_host` (ns, host clock) was
-    at least from the master then, whose truth is known only at its statuses: between the
-    two around that instant it may have slewed a round's correction in."""
-    assert observer.wait_for(lambda: observer.offsets_around("lab", at_host) is not None, 5)
-    around = observer.offsets_around("lab", at_host)
-    assert around is not None
-    low, high = around
-    return max(0.0, low - offset_from_host_s, offset_from_host_s - high)
-
-
 def test_now_prints_the_sites_time_within_its_bound(kitchen: Fleet, observer: Observer) -> None:
     printed = run_cli("now", "--broker", str(kitchen.broker), "--site", kitchen.site, "--json")
     assert printed.returncode == 0, printed.stderr
     now = json.loads(printed.stdout)
     offset = now["offset_from_host_s"]
     at_host = now["site_time_ns"] - round(offset * 1e9)
-    error = distance_from_master(observer, offset, at_host)
+    error = distance_from(observer, "lab", offset, at_host)
     assert error <= now["error_bound_s"] + 20e-6, (error, now)
     assert now["server"] == "lab"
     assert abs(now["site_time_ns"] / 1e9 - time.time() - MASTER_OFFSET_S) < 1.0
@@ -122,7 +111,7 @@ def test_an_application_reads_the_sites_time_from_an_embedded_participant(
             time.sleep(0.05)
         at_host, offset, bound = time.time_ns(), clock.offset_from_host_s(), clock.error_bound_s
         assert bound is not None
-        error = distance_from_master(observer, offset, at_host)
+        error = distance_from(observer, "lab", offset, at_host)
         assert error <= bound + 20e-6, (error, bound)
         assert error < 2e-3
         assert readings == sorted(readings), "the site's time never runs backwards"
