@@ -224,7 +224,9 @@ def run(args: argparse.Namespace) -> Outcome:
             timeout = 60 + args.interval * (args.rounds + 2)
             wait(observer, watch, lambda: observer.rounds[-1].round >= last, timeout)
             cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
-            pump(observer, watch, 0.5)
+            # A node whose answer comes after the round's result applies it when the answer
+            # comes: wait that long before the swarm counts the last round.
+            pump(observer, watch, args.fleet_timeout + 0.5)
         finally:
             stop_processes([p for p, _ in swarms] + processes)
             observer.close()
@@ -277,6 +279,7 @@ def report(args: argparse.Namespace, outcome: Outcome) -> dict[str, object]:
             (summary.fleet_asked / nodes for summary in outcome.rounds), default=None
         ),
         "corrected_fraction": min(applied) if args.nodes and applied else None,
+        "corrected_fraction_by_round": [round(s, 4) for s in applied] if args.nodes else None,
         "reported_p50": median([float(s.fleet_reported) for s in outcome.rounds]),
         "lines_error_us": spread([e * 1e6 for e in true_errors(observer, LINES, since)]),
         "fleet_error_us": spread([e * 1e6 for e in true_errors(observer, swarm_names, since)]),
