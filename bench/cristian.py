@@ -2,7 +2,6 @@
 signal, and one time server's throughput.
 
     .venv/bin/python bench/cristian.py [--exchanges 2000] [--clients 50] [--requests 400]
-                                       [--nudge S]
 
 1. Round trip: blocks of exchanges alternate, in the same run through the same broker,
    between a clocksync client asking `clocksync timeserver` and a plain paho 2 echo (a
@@ -13,7 +12,7 @@ signal, and one time server's throughput.
    the client's; the median signed error of those (a bias, not noise, shows here); each
    hop's one-way delay by the truth (there: t2 - t1 less the true offset; back: t4 - t3
    plus it), whose difference is twice the bias; and how many samples lay within their
-   own error bound.  `--nudge S` is the client's (see `--nudge`; 0 turns it off).
+   own error bound.
 3. Throughput: `--clients` mosquitto_pub processes flood the server with `--requests`
    MQTT 5 requests each; a mosquitto_sub counts the answers.  Prints answers per second,
    from the launch of the first client to the last answer, and the server's CPU time per
@@ -34,7 +33,6 @@ import paho.mqtt.client as mqtt
 from fleet import cpu_seconds
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from clocksync.app.options import nudge_lead
 from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.driver.client import CristianClient, run_bursts
 from clocksync.protocol.messages import TimeRequest
@@ -43,7 +41,6 @@ from clocksync.sim.scenarios import percentile
 from clocksync.testing.localbroker import LocalMosquitto
 from clocksync.testing.observer import Observer
 from clocksync.testing.processes import ClockSpec, participant_command, stop_processes
-from clocksync.transport.link import NUDGE_S
 from clocksync.transport.url import BrokerUrl
 
 SITE = "bench"
@@ -99,14 +96,12 @@ class EchoRequester:
         self.client.disconnect()
 
 
-def round_trips_and_errors(
-    broker: BrokerUrl, exchanges: int, observer: Observer, nudge_s: float
-) -> None:
+def round_trips_and_errors(broker: BrokerUrl, exchanges: int, observer: Observer) -> None:
     responder = subprocess.Popen(
         [sys.executable, __file__, "--echo-responder", str(broker)], cwd=Path(__file__).parent
     )
     requester = EchoRequester(broker)
-    client = CristianClient(broker, SITE, "phone", SoftwareClock(offset_s=-2.5), nudge_s=nudge_s)
+    client = CristianClient(broker, SITE, "phone", SoftwareClock(offset_s=-2.5))
     assert client.link.wait_until_ready(10)
     echo_rtts: list[float] = []
     samples = []
@@ -237,7 +232,6 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--nudge", type=nudge_lead, default=NUDGE_S, help="the client's nudge, s")
     parser.add_argument("--echo-responder", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_responder:
@@ -256,7 +250,7 @@ def main() -> None:
         try:
             assert observer.link.wait_until_ready(10)
             assert observer.wait_for(lambda: "bank" in observer.true_offsets(), 10)
-            round_trips_and_errors(broker.url, args.exchanges, observer, args.nudge)
+            round_trips_and_errors(broker.url, args.exchanges, observer)
             throughput(broker.url, server.pid, args.clients, args.requests)
         finally:
             observer.close()

@@ -191,7 +191,10 @@ class Leading:
             Poll(self.owner.name, node, self.epoch, collector.number, seq).encode()
         )
         return Publish(
-            self.owner.topics.poll(node), payload, tag=PollSent(collector.number, node, seq)
+            self.owner.topics.poll(node),
+            payload,
+            tag=PollSent(collector.number, node, seq),
+            nudge=True,
         )
 
     def _finish_round(self, collector: RoundCollector) -> list[Publish]:

@@ -146,7 +146,7 @@ class Follower:
         )
         payload = owner.seal(unsent.encode_stamped(stamp))
         tag = ReplySent(poll.round, poll.seq)
-        return [Publish(owner.topics.reply(owner.name), payload, tag=tag)]
+        return [Publish(owner.topics.reply(owner.name), payload, tag=tag, nudge=True)]
 
     def refusal_to_answer(self, round_number: int) -> str | None:
         """Why this clock may not answer a fleet node's ask for `round_number` in the

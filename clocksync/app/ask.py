@@ -21,7 +21,6 @@ from clocksync.nodes.asker import Burst
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import TrustedKeys
 from clocksync.protocol.timefmt import format_ns
-from clocksync.transport.link import NUDGE_S
 from clocksync.transport.url import BrokerUrl, TlsFiles
 
 
@@ -40,7 +39,6 @@ class AskOptions:
     tls: TlsFiles | None = None
     now: bool = False
     """`clocksync now`: print only the site's time at the moment of printing."""
-    nudge_s: float = NUDGE_S
 
 
 def _measure(client: CristianClient, options: AskOptions) -> tuple[Burst, Sample] | None:
@@ -82,7 +80,6 @@ def run_ask(options: AskOptions, out: Callable[[str], None] = print) -> int:
         protocol=options.protocol,
         trusted=options.trusted,
         tls=options.tls,
-        nudge_s=options.nudge_s,
     )
     try:
         if not client.link.wait_until_ready(options.timeout_s):

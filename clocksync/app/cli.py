@@ -77,7 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             trusted=keys_from(parser, args).trusted,
             tls=args.tls,
             now=now,
-            nudge_s=args.nudge,
         )
         return run_ask(options)
     if args.command == "timeserver":
@@ -125,9 +124,10 @@ def _keygen(parser: argparse.ArgumentParser, prefix: Path) -> int:
 def _serve(role: Participant, args: argparse.Namespace, *, busy_poll_s: float = 0.0) -> int:
     """Run `role` over MQTT until SIGINT or SIGTERM."""
     stop = StopFlag().install()
+    # A time server sends nothing to nudge before: it has no --nudge.
     driver = participant_driver(
         role, args.broker, args.protocol, args.tls, chrony_sock=args.chrony_sock,
-        busy_poll_s=busy_poll_s, nudge_s=args.nudge,
+        busy_poll_s=busy_poll_s, nudge_s=getattr(args, "nudge", 0.0),
     )  # fmt: skip
     try:
         return driver.run(stop)

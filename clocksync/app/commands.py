@@ -13,6 +13,7 @@ from clocksync.app.options import (
     key_options,
     non_negative,
     non_negative_int,
+    nudge_option,
     offset_options,
     participant_name,
     positive,
@@ -109,6 +110,7 @@ def _add_master(commands: Commands) -> None:
     )
     protocol_option(master)
     clock_options(master)
+    nudge_option(master)
     chrony_option(master)
     key_options(
         master,
@@ -160,6 +162,7 @@ def _add_node(commands: Commands) -> None:
     )
     protocol_option(node)
     clock_options(node)
+    nudge_option(node)
     chrony_option(node)
     key_options(
         node,

@@ -80,15 +80,6 @@ def common_options(parser: argparse.ArgumentParser, log_level: str = "info") -> 
         f"(default: ${BROKER_ENV} or {DEFAULT_BROKER}); "
         "the password, if any, from $CLOCKSYNC_PASSWORD",
     )
-    parser.add_argument(
-        "--nudge",
-        type=nudge_lead,
-        default=NUDGE_S,
-        metavar="SECONDS",
-        help="wake the broker with a PINGREQ this long before each timed message, so that "
-        "an exchange's first hop is not slower than its second; 0 turns it off "
-        "(default: %(default)g)",
-    )
     tls = parser.add_argument_group("TLS (mqtts:// and wss://)")
     tls.add_argument(
         "--tls-ca",
@@ -148,6 +139,19 @@ def offset_options(parser: argparse.ArgumentParser, *, drift_too: bool = True) -
             metavar="PPM",
             help="simulate a frequency error in parts per million (default: 0)",
         )
+
+
+def nudge_option(parser: argparse.ArgumentParser) -> None:
+    """For the roles that send a Berkeley exchange's timed messages: polls and replies."""
+    parser.add_argument(
+        "--nudge",
+        type=nudge_lead,
+        default=NUDGE_S,
+        metavar="SECONDS",
+        help="wake the broker with a PINGREQ this long before each poll (a master) or reply "
+        "to one (a polled node), so that an exchange's first hop is not slower than its "
+        "second; 0 turns it off (default: %(default)g)",
+    )
 
 
 def chrony_option(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,6 @@ from clocksync.driver.runner import Driver, client_id, link_for
 from clocksync.nodes.asker import Burst, Inquirer
 from clocksync.protocol.enums import MqttVersion
 from clocksync.protocol.signing import TrustedKeys
-from clocksync.transport.link import NUDGE_S
 from clocksync.transport.url import BrokerUrl, TlsFiles
 
 PUMP_S = 0.01
@@ -32,7 +31,6 @@ class CristianClient:
         protocol: MqttVersion = MqttVersion.V5,
         trusted: TrustedKeys | None = None,
         tls: TlsFiles | None = None,
-        nudge_s: float = NUDGE_S,
     ) -> None:
         self.clock = clock
         self.inquirer = Inquirer(
@@ -44,7 +42,7 @@ class CristianClient:
             trusted=trusted,
         )
         unique = f"{client_id(site, name)}-{os.getpid()}-{next(_instances)}"
-        self.link = link_for(self.inquirer, broker, unique, protocol, tls, nudge_s=nudge_s)
+        self.link = link_for(self.inquirer, broker, unique, protocol, tls)
         self.driver = Driver(self.inquirer, self.link)
 
     @property

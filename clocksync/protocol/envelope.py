@@ -35,6 +35,12 @@ class Publish:
     SEND_TIME_MARKER has the sender's clock written in place of it at that instant
     (one-step, as PTP hardware does).  The MQTT 5 properties are dropped on a 3.1.1
     connection: roles that need them put them in the payload too.
+
+    `nudge`: wake the broker just before sending it (see MqttLink's `nudge_s`).  Set on
+    both timed messages of a Berkeley exchange, the poll and the reply, so that both hops
+    find the broker alike.  Not on a Cristian request: its answer leaves the server at
+    once and unnudged (a spin per answer would cost a time server most of its CPU), so a
+    nudged request would make only the first hop quick, and the offset one-sided.
     """
 
     topic: str
@@ -45,6 +51,7 @@ class Publish:
     correlation: bytes | None = None
     expiry_s: int | None = None
     tag: Hashable | None = None
+    nudge: bool = False
 
 
 @dataclass(frozen=True)

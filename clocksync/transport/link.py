@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 15
 SERVER_SHUTTING_DOWN = 139
 NUDGE_S = 150e-6
-"""How long before a timed message (a poll, a reply, a time request) the link wakes the
-broker, by default: see MqttLink's `nudge_s`."""
+"""How long before a Berkeley poll or reply the link wakes the broker, by default: see
+MqttLink's `nudge_s`."""
 MAX_NUDGE_S = 0.01
 """The longest lead allowed: the link spins through it."""
 NUDGE_WITHIN_S = 1e-3
@@ -49,7 +49,7 @@ NUDGE_WITHIN_S = 1e-3
 slower path the broker's wake-up is lost in the path's own spread, and a PINGREQ just
 before a message can only hold that message up behind it."""
 REPROBE_S = 10.0
-"""Over a slower path, how often a PINGREQ after a timed message times the path again: its
+"""Over a slower path, how often a PINGREQ after a nudged message times the path again: its
 PINGRESP, ahead of the exchange's answer, can hold the answer up as well."""
 
 
@@ -77,7 +77,7 @@ class MqttLink:
     $CLOCKSYNC_PASSWORD).  `refusal` says why the last attempt failed.
     Raises ValueError when the TLS files cannot be used.
 
-    `nudge_s`: a tagged publish (one whose send instant is measured) follows a PINGREQ
+    `nudge_s`: a publish marked `nudge` (a Berkeley poll or reply) follows a PINGREQ
     by this long, the link spinning meanwhile; 0 turns it off.  A broker idle for a while
     takes tens to hundreds of microseconds longer to forward a message than one that has
     just run (its CPU left idle, more so in a virtual machine): an exchange's first hop
@@ -86,7 +86,7 @@ class MqttLink:
     broker is awake for both hops (on loopback here the lines' p50 error fell from 42 to
     7 µs).  Only while the broker is near: once the quickest of the last few nudges' own
     round trips takes longer than NUDGE_WITHIN_S, the link only times the path again,
-    every REPROBE_S, with a PINGREQ after a timed message, and nudges again once one
+    every REPROBE_S, with a PINGREQ after a message marked `nudge`, and nudges again once one
     comes back quicker.
     """
 
@@ -200,7 +200,7 @@ class MqttLink:
         """
         if not self._ready:
             return None
-        if not self._nudge_ns or message.tag is None:
+        if not self._nudge_ns or not message.nudge:
             return self._send(message)
         self.release()
         if self._broker_near():
@@ -252,7 +252,7 @@ class MqttLink:
         return not rtts or min(rtts) <= NUDGE_WITHIN_S * 1e9
 
     def _nudge(self) -> None:
-        """Wake the broker `nudge_s` before a timed message (see the class docstring)."""
+        """Wake the broker `nudge_s` before a nudged message (see the class docstring)."""
         self._client.nudge()
         until = time.monotonic_ns() + self._nudge_ns
         while time.monotonic_ns() < until:

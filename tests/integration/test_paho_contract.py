@@ -294,7 +294,7 @@ def test_a_timed_publish_wakes_the_broker_first(
         monkeypatch.setattr(client, "_write", recording)
         sender.publish(Publish(topic, b"{}"))
         time.sleep(0.05)
-        sent = sender.publish(Publish(topic, b"{}", tag="timed"))
+        sent = sender.publish(Publish(topic, b"{}", tag="timed", nudge=True))
         ping_sent = client._ping_sent_mono
         messages = received(listener, 2)
         sender.poll(0.2)  # the broker's PINGRESP, read as paho reads it
@@ -303,8 +303,8 @@ def test_a_timed_publish_wakes_the_broker_first(
         # A broker whose PINGRESP came late: a PINGREQ after the timed message times the
         # path again, and not again for a while.
         client.ping_rtts.extend([5_000_000] * PING_RTTS)
-        sender.publish(Publish(topic, b"{}", tag="timed"))
-        sender.publish(Publish(topic, b"{}", tag="timed"))
+        sender.publish(Publish(topic, b"{}", tag="timed", nudge=True))
+        sender.publish(Publish(topic, b"{}", tag="timed", nudge=True))
         messages += received(listener, 2)
         sender.poll(0.2)
     finally:

@@ -96,6 +96,7 @@ def test_polls_are_paced_through_the_round_and_the_round_closes_on_time() -> Non
     time.mono = first + 3 * pace
     actions = master.on_timer(time.mono)
     assert len(publishes(actions)) == 3
+    assert all(poll.nudge for poll in publishes(actions)), "the broker woken for each poll"
     assert wake_of(actions) == first + 4 * pace
     time.mono = first + 31 * pace
     assert wake_of(master.on_timer(time.mono)) == first + NS_PER_S // 2

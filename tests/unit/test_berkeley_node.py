@@ -42,6 +42,7 @@ def poll(
     for publish in publishes(actions):
         assert publish.topic == TOPICS.reply("KMC")
         assert isinstance(publish.tag, ReplySent)
+        assert publish.nudge, "the broker woken for the reply as for the poll"
         time.advance(15 * US)  # the reply leaves a little after it was stamped
         node.on_sent(publish.tag, time.mono)
         replies.append(Reply.decode(publish.payload))

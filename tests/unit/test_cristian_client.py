@@ -72,6 +72,7 @@ def test_a_request_carries_its_reply_topic_correlation_and_send_time() -> None:
     assert (request.response_topic, request.expiry_s) == (REPLY, REQUEST_EXPIRY_S)
     assert request.correlation is not None
     assert request.tag == RequestSent(request.correlation)
+    assert not request.nudge, "the answer comes unnudged: only the first hop would be quick"
     asked = TimeRequest.decode(request.payload)
     assert asked.sent == asker.clock.now_ns()
     assert asked.reply_to is None, "MQTT 5 carries it as a property"

@@ -70,6 +70,7 @@ def ask(
     time.advance(250 * MS)
     (request,) = [p for p in publishes(node.on_timer(time.mono)) if "/ask/" in p.topic]
     assert request.topic == TOPICS.fleet_ask(server, "KMC")
+    assert not request.nudge, "a Cristian exchange: the answer comes unnudged"
     assert request.response_topic == TOPICS.fleet_answer("KMC")
     node.on_sent(request.tag, time.mono)
     sent = TimeRequest.decode(request.payload).sent
