@@ -45,8 +45,9 @@ class FleetRound:
         """Asks the leader answered itself."""
         self.heard = 0
         """Reports for the round, kept or not: with the share, how large the fleet is."""
-        self.offsets: dict[str, float] = {}
-        """Per reporting node, its offset from the leader."""
+        self.reports: dict[str, tuple[float, str | None]] = {}
+        """Per reporting node, its offset from the clock it asked: the leader's (None) or
+        a standby master's, answering for it."""
 
     def fleet_size(self) -> int:
         """How many fleet nodes took part, as far as the leader can tell: the asks it
@@ -63,12 +64,28 @@ class FleetRound:
         """Keep the offset of a report for this round; return why it was refused, or
         None when kept."""
         self.heard += 1
-        if report.node in self.offsets:
+        if report.node in self.reports:
             return "a second report for the round"
-        if len(self.offsets) >= MAX_REPORTS:
+        if report.server is not None and report.server not in self.servers:
+            return f"it measured {report.server}, which the round did not ask"
+        if len(self.reports) >= MAX_REPORTS:
             return f"more than {MAX_REPORTS} reports in a round"
-        self.offsets[report.node] = report.offset_s
+        self.reports[report.node] = (report.offset_s, report.server)
         return None
+
+    def offsets(self, polled: Mapping[str, Sample]) -> dict[str, float]:
+        """Per reporting node, its offset from the leader: a report from a standby's clock
+        plus that standby's offset from the leader, as the leader `polled` it in the round
+        (the standby answered only while its clock stayed the one polled, see
+        clocksync.nodes.berkeley.Follower.refusal_to_answer); left out if it was not
+        polled."""
+        offsets = {}
+        for node, (offset_s, server) in self.reports.items():
+            if server is None:
+                offsets[node] = offset_s
+            elif server in polled:
+                offsets[node] = offset_s + polled[server].offset_s
+        return offsets
 
     def result(
         self,

@@ -204,8 +204,9 @@ class Leading:
         self._fleet_size = fleet.fleet_size()
         self.rounds_done += 1
         samples = collector.best_samples()
+        reported = fleet.offsets(samples)
         outcome = settle(
-            self.owner.name, samples, min_window_s=self.plan.min_window_s, fleet=fleet.offsets
+            self.owner.name, samples, min_window_s=self.plan.min_window_s, fleet=reported
         )
         actions = [
             Publish(
@@ -227,7 +228,7 @@ class Leading:
         clock = self.owner.clock
         before_mono = clock.monotonic_ns()
         before = clock.reading_at(before_mono)
-        if samples or fleet.offsets:
+        if samples or reported:
             self.owner.apply_correction(
                 Measured(
                     outcome.corrections[self.owner.name],
@@ -262,7 +263,7 @@ class Leading:
             missing=missing[:MAX_LISTED],
             missing_count=len(missing),
             fleet_asked=fleet.asked,
-            fleet_reported=len(fleet.offsets),
+            fleet_reported=len(reported),
         )
         actions.append(
             Publish(self.owner.topics.round, self.owner.seal(summary.encode()), retain=True, qos=1)
@@ -274,7 +275,7 @@ class Leading:
             collector.number,
             len(samples),
             fleet.asked,
-            len(fleet.offsets),
+            len(reported),
             len(collector.probes),
             outcome.spread_s,
             clip(excluded),

@@ -237,7 +237,10 @@ class FleetNode(Participant):
             return []  # the round is closed: a report now would count in no average
         if not asking.report:
             return []
-        report = FleetReport(self.name, asking.epoch, asking.round, -best.offset_s, best.delay_s)
+        server = None if asking.server == asking.master else asking.server
+        report = FleetReport(
+            self.name, asking.epoch, asking.round, -best.offset_s, best.delay_s, server
+        )
         return [Publish(self.topics.fleet_report(self.name), self.seal(report.encode()))]
 
     def _result(self, message: Inbound) -> None:

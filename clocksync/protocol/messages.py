@@ -183,7 +183,9 @@ class FleetTick(Message):
 @dataclass(frozen=True)
 class FleetReport(Message):
     """Fleet node to leader: its offset (its clock minus the leader's, at the exchange)
-    and that exchange's delay, for the round's average."""
+    and that exchange's delay, for the round's average.  A node that asked a standby master
+    (see FleetTick) names it as `server`, and its offset is from that master's clock: the
+    leader adds the standby's offset from itself, as the round's polls measured it."""
 
     kind: ClassVar[str] = "fleet-report"
     sealed: ClassVar[bool] = True
@@ -193,6 +195,7 @@ class FleetReport(Message):
     round: Count
     offset_s: Seconds
     delay_s: Seconds
+    server: MaybeName = None
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def test_a_tick_brings_one_ask_to_the_leader_within_the_window_and_a_report() ->
     (report_message,) = ask(node, time)
     assert report_message.topic == TOPICS.fleet_report("KMC")
     report = FleetReport.decode(report_message.payload)
-    assert (report.node, report.epoch, report.round) == ("KMC", EPOCH, 1)
+    assert (report.node, report.epoch, report.round, report.server) == ("KMC", EPOCH, 1, None)
     assert report.offset_s == pytest.approx(-LEADER_AHEAD_S, abs=1e-6)
     assert report.delay_s == pytest.approx(100e-6, abs=1e-6)
 
@@ -282,7 +282,8 @@ def standby_answers(time: FakeTime, node: FleetNode) -> int:
     message = inbound(
         TOPICS.fleet_answer("KMC"), answer, time.mono, correlation=request.correlation
     )
-    node.on_message(message)
+    (report,) = [FleetReport.decode(p.payload) for p in publishes(node.on_message(message))]
+    assert report.server == server, "its offset is from the standby's clock, and says so"
     return before
 
 

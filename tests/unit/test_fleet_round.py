@@ -21,10 +21,23 @@ def test_one_report_per_node_is_kept_and_no_more_than_the_limit() -> None:
     fleet = FleetRound("lab", EPOCH, 3, 1.0)
     assert fleet.add_report(FleetReport("n-0", EPOCH, 3, 0.001, 1e-4)) is None
     assert fleet.add_report(FleetReport("n-0", EPOCH, 3, 0.5, 1e-4)) is not None
-    assert fleet.offsets == {"n-0": 0.001}
+    assert fleet.offsets({}) == {"n-0": 0.001}
     for index in range(1, MAX_REPORTS + 10):
         fleet.add_report(FleetReport(f"n-{index}", EPOCH, 3, 0.0, 1e-4))
-    assert len(fleet.offsets) == MAX_REPORTS
+    assert len(fleet.offsets({})) == MAX_REPORTS
+
+
+def test_a_report_from_a_standbys_clock_counts_from_the_leaders() -> None:
+    fleet = FleetRound("lab", EPOCH, 3, 1.0, ("lab-2", "lab-3"))
+    t1 = 1_900_000_000_000_000_000
+    ahead = 2_000_000  # lab-2 is 2 ms ahead of the leader
+    polled = {"lab-2": Sample(Exchange(t1, t1 + 30_000 + ahead, t1 + 30_000 + ahead, t1 + 60_000))}
+    assert fleet.add_report(FleetReport("n-0", EPOCH, 3, 0.001, 1e-4)) is None
+    assert fleet.add_report(FleetReport("n-1", EPOCH, 3, 0.001, 1e-4, "lab-2")) is None
+    assert fleet.add_report(FleetReport("n-2", EPOCH, 3, 0.001, 1e-4, "lab-3")) is None
+    assert fleet.add_report(FleetReport("n-3", EPOCH, 3, 0.001, 1e-4, "lab-9")) is not None
+    offsets = fleet.offsets(polled)
+    assert offsets == pytest.approx({"n-0": 0.001, "n-1": 0.003}), "lab-3 was not polled"
 
 
 def test_the_tick_and_the_result_name_the_round_and_term() -> None:
