@@ -26,10 +26,8 @@ FLEET = ("kiosk-1", "kiosk-2", "kiosk-3")
 COUNT = 200
 
 
-def test_fleet_nodes_and_polled_lines_keep_one_time(fleet: Fleet, observer: Observer) -> None:
-    rng = random.Random(20261201)
-    for line in LINES:
-        fleet.start("node", ClockSpec(line, rng.uniform(-2, 2), rng.uniform(-100, 100)))
+def start_kiosks(fleet: Fleet, observer: Observer, rng: random.Random) -> None:
+    """The FLEET's fleet nodes, ±2 s and ±100 ppm off, each online."""
     for kiosk in FLEET:
         fleet.start(
             "node",
@@ -40,6 +38,13 @@ def test_fleet_nodes_and_polled_lines_keep_one_time(fleet: Fleet, observer: Obse
             "0.25",
         )
     assert observer.wait_for(lambda: set(FLEET) <= set(observer.statuses), 15)
+
+
+def test_fleet_nodes_and_polled_lines_keep_one_time(fleet: Fleet, observer: Observer) -> None:
+    rng = random.Random(20261201)
+    for line in LINES:
+        fleet.start("node", ClockSpec(line, rng.uniform(-2, 2), rng.uniform(-100, 100)))
+    start_kiosks(fleet, observer, rng)
     start_master(fleet)
     assert observer.wait_for_rounds(12, 30), f"{len(observer.rounds)} rounds"
     observer.pump(0.6)
@@ -147,16 +152,7 @@ def test_a_standby_master_answers_the_fleet_for_the_leader(
     fleet: Fleet, observer: Observer
 ) -> None:
     rng = random.Random(20261202)
-    for kiosk in FLEET:
-        fleet.start(
-            "node",
-            ClockSpec(kiosk, rng.uniform(-2, 2), rng.uniform(-100, 100)),
-            "--sync",
-            "fleet",
-            "--status-interval",
-            "0.25",
-        )
-    assert observer.wait_for(lambda: set(FLEET) <= set(observer.statuses), 15)
+    start_kiosks(fleet, observer, rng)
     start_master(fleet, "--priority", "1", offset_s=0.4, drift_ppm=-60.0)
     fleet.start("master", ClockSpec("lab-2", -0.7, 80.0), "--interval", "0.5")
 
