@@ -7,7 +7,6 @@ import json
 import random
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -39,37 +38,29 @@ SERVER_DRIFT_PPM = 40.0
 
 
 @pytest.fixture
-def history(broker: BrokerUrl, site: str) -> Iterator[Observer]:
-    watcher = Observer(broker, site, keep_history=True)
-    assert watcher.link.wait_until_ready(10)
-    yield watcher
-    watcher.close()
-
-
-@pytest.fixture
-def bank(fleet: Fleet, history: Observer) -> str:
+def bank(fleet: Fleet, observer: Observer) -> str:
     """A drifting time server, publishing its truth signal five times a second."""
     clock = ClockSpec("bank", SERVER_OFFSET_S, SERVER_DRIFT_PPM)
     fleet.start("timeserver", clock, "--status-interval", "0.2")
-    wait_for_status(history, "bank")
+    wait_for_status(observer, "bank")
     return "bank"
 
 
-def server_truth(history: Observer, server: str, host_time: int) -> float:
+def server_truth(observer: Observer, server: str, host_time: int) -> float:
     """The server's clock minus the host clock at `host_time`, from its status history."""
-    assert history.wait_for(lambda: history.offset_at(server, host_time) is not None, 5)
-    offset = history.offset_at(server, host_time)
+    assert observer.wait_for(lambda: observer.offset_at(server, host_time) is not None, 5)
+    offset = observer.offset_at(server, host_time)
     assert offset is not None
     return offset
 
 
-def error_of(sample: Sample, client_truth_s: float, history: Observer, server: str) -> float:
+def error_of(sample: Sample, client_truth_s: float, observer: Observer, server: str) -> float:
     host_time = sample.exchange.t4 - round(client_truth_s * NS_PER_S)
-    return abs(sample.offset_s - (server_truth(history, server, host_time) - client_truth_s))
+    return abs(sample.offset_s - (server_truth(observer, server, host_time) - client_truth_s))
 
 
 def test_the_error_bound_holds_in_every_sample(
-    broker: BrokerUrl, site: str, bank: str, history: Observer
+    broker: BrokerUrl, site: str, bank: str, observer: Observer
 ) -> None:
     rng = random.Random(3)
     checked = 0
@@ -81,7 +72,7 @@ def test_the_error_bound_holds_in_every_sample(
         assert len(samples) >= 8
         truth = true_offset_s(client)
         for sample in samples:
-            error = error_of(sample, truth, history, bank)
+            error = error_of(sample, truth, observer, bank)
             assert error <= sample.error_bound_s + TRUTH_SLACK_S, (run, sample)
             checked += 1
         client.close()
@@ -91,7 +82,7 @@ def test_the_error_bound_holds_in_every_sample(
 
 
 def test_fifty_clients_at_once_each_get_their_own_answers(
-    broker: BrokerUrl, site: str, bank: str, history: Observer
+    broker: BrokerUrl, site: str, bank: str, observer: Observer
 ) -> None:
     clients = [
         cristian_client(broker, site, f"student-{i}", offset_s=(i - 25) * 0.37) for i in range(50)
@@ -102,7 +93,7 @@ def test_fifty_clients_at_once_each_get_their_own_answers(
             assert client.burst is not None
             best = client.burst.best()
             assert best is not None, "every client is answered"
-            error = error_of(best, true_offset_s(client), history, bank)
+            error = error_of(best, true_offset_s(client), observer, bank)
             assert error <= best.error_bound_s + TRUTH_SLACK_S
     finally:
         for client in clients:
@@ -182,7 +173,7 @@ def number(report: dict[str, object], key: str) -> float:
     return value
 
 
-def check_report(report: dict[str, object], history: Observer, server: str) -> None:
+def check_report(report: dict[str, object], observer: Observer, server: str) -> None:
     for key in ("offset_s", "rtt_s", "error_bound_s", "client_host_offset_s", "delay_s"):
         number(report, key)
     assert isinstance(report["samples"], int)
@@ -191,23 +182,23 @@ def check_report(report: dict[str, object], history: Observer, server: str) -> N
     assert report["server"] == server
     client_truth = number(report, "client_host_offset_s")
     host_time = parse_ns(str(report["client_time"])) - round(client_truth * NS_PER_S)
-    truth = server_truth(history, server, host_time) - client_truth
+    truth = server_truth(observer, server, host_time) - client_truth
     error = abs(number(report, "offset_s") - truth)
     assert error <= number(report, "error_bound_s") + TRUTH_SLACK_S
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_ask_reports_an_offset_within_its_bound(
-    broker: BrokerUrl, site: str, bank: str, history: Observer, protocol: str
+    broker: BrokerUrl, site: str, bank: str, observer: Observer, protocol: str
 ) -> None:
     report = ask(broker, site, "--name", "mobile-app", "--offset", "-3.25", "--protocol", protocol)
     assert report["samples"] == 8
     assert abs(number(report, "offset_s") - (SERVER_OFFSET_S + 3.25)) < 0.01
-    check_report(report, history, bank)
+    check_report(report, observer, bank)
 
 
 def test_ask_apply_brings_the_clock_within_the_bound_of_the_server(
-    broker: BrokerUrl, site: str, bank: str, history: Observer
+    broker: BrokerUrl, site: str, bank: str, observer: Observer
 ) -> None:
     report = ask(broker, site, "--name", "web-browser", "--offset", "1.7", "--apply")
     applied = report["applied"]
@@ -215,8 +206,8 @@ def test_ask_apply_brings_the_clock_within_the_bound_of_the_server(
     assert applied["how"] == "step"
     bound = number(report, "error_bound_s")
     assert abs(number(applied, "offset_s")) <= number(applied, "error_bound_s") + bound
-    history.pump(0.5)
-    latest = history.statuses[bank].host_offset_s
+    observer.pump(0.5)
+    latest = observer.statuses[bank].host_offset_s
     assert latest is not None
     # The server drifts 40 ppm: a few seconds since the measurement add well under 1 ms.
     assert abs(number(applied, "client_host_offset_s") - latest) <= bound + 1e-3
@@ -231,7 +222,7 @@ def test_ask_without_a_server_says_so_and_fails(broker: BrokerUrl, site: str) ->
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_a_cristian_node_keeps_the_servers_time(
-    fleet: Fleet, history: Observer, bank: str, protocol: str
+    fleet: Fleet, observer: Observer, bank: str, protocol: str
 ) -> None:
     fleet.start(
         "node",
@@ -247,15 +238,15 @@ def test_a_cristian_node_keeps_the_servers_time(
     )
 
     def settled() -> bool:
-        status = history.statuses.get("kiosk")
+        status = observer.statuses.get("kiosk")
         return status is not None and status.updates >= 4 and status.error_bound_s is not None
 
-    assert history.wait_for(settled, 20), fleet.log_of("kiosk")
-    status = history.statuses["kiosk"]
+    assert observer.wait_for(settled, 20), fleet.log_of("kiosk")
+    status = observer.statuses["kiosk"]
     assert (status.sync, status.role) == ("cristian", "node")
     assert status.host_offset_s is not None
     assert status.host_time is not None
-    truth = server_truth(history, bank, status.host_time)
+    truth = server_truth(observer, bank, status.host_time)
     assert abs(status.host_offset_s - truth) < 1e-3
 
 
@@ -274,11 +265,11 @@ def test_the_master_answers_unless_told_not_to(
 
 
 def test_time_servers_share_the_requests_and_a_killed_one_loses_no_client(
-    broker: BrokerUrl, site: str, fleet: Fleet, history: Observer
+    broker: BrokerUrl, site: str, fleet: Fleet, observer: Observer
 ) -> None:
     for name in ("bank-1", "bank-2"):
         fleet.start("timeserver", ClockSpec(name, SERVER_OFFSET_S))
-        wait_for_status(history, name)
+        wait_for_status(observer, name)
     clients = [cristian_client(broker, site, f"student-{i}", offset_s=i * 0.3) for i in range(10)]
     try:
         servers: set[str] = set()
