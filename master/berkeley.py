@@ -109,6 +109,14 @@ class BerkeleyMaster(Participant):
         leader = self.follower.leader
         return None if leader is None else leader[0]
 
+    def frequency_error_ppm(self) -> float | None:
+        """A leader's frequency is the ensemble's (clocksync.master.ensemble), a standby's
+        its history's."""
+        if self.leading is None:
+            return super().frequency_error_ppm()
+        estimate = self.leading.ensemble.estimate
+        return estimate.skew * 1e6 if estimate.known else None
+
     @property
     def in_sync(self) -> bool:
         """Whether this master's clock has the site's time, so that it may serve it."""
@@ -174,7 +182,9 @@ class BerkeleyMaster(Participant):
                 self._learn_leader(Record(record.leader, record.epoch), message.received_mono)
         elif self.follower.handles(topic):
             if self.leading is None:
-                return self.follower.handle(message)
+                answers = self.follower.handle(message)
+                self._heard_poll(topic, answers, message.received_mono)
+                return answers
         elif self.leading is not None:  # a standby leaves the rounds' traffic to the leader
             if topic.startswith(self._fleet_reports):
                 self.leading.fleet_report(message)
@@ -250,6 +260,16 @@ class BerkeleyMaster(Participant):
         if request.round is None:
             return "the ask names no round"
         return self.follower.refusal_to_answer(request.round)
+
+    def _heard_poll(self, topic: str, answers: list[Publish], mono: int) -> None:
+        """A poll this standby answered came from the leader it follows, alive: as the
+        election's docstring has it, a leader's polls count as much as its summaries, and a
+        standby polled eight times a round does not take over because three summaries in a
+        row were lost."""
+        leader, election = self.follower.leader, self.election
+        polled = answers and topic == self.topics.poll(self.name)
+        if polled and leader is not None and election is not None:
+            election.heard(leader[0], leader[1], mono)
 
     def _heard(self, message: Inbound) -> None:
         """A round summary: the leader that sent it is alive, and leads in its term, which

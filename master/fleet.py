@@ -95,9 +95,12 @@ class FleetRound:
         *,
         polled: Mapping[str, Sample] | None = None,
         rates_ppm: Mapping[str, float] | None = None,
+        steering: tuple[float, float] | None = None,
     ) -> FleetResult:
         """The round's result; it measures each of the round's servers the leader `polled`
-        (its best exchange) whose drift bound it knows (`rates_ppm`)."""
+        (its best exchange) whose drift bound it knows (`rates_ppm`), and says how the
+        leader steers (`steering`: its total adjustment at `applied` with the round's move,
+        in seconds, and its frequency correction from now on, in ppm; see FleetResult)."""
         polled, rates_ppm = polled or {}, rates_ppm or {}
         servers = tuple(
             FleetServer(
@@ -111,6 +114,15 @@ class FleetRound:
             if name in polled and name in rates_ppm
             for sample in (polled[name],)
         )
+        reference_now_s, frequency_ppm = (None, None) if steering is None else steering
         return FleetResult(
-            self.master, self.epoch, self.number, average_s, applied, slewed, servers
+            self.master,
+            self.epoch,
+            self.number,
+            average_s,
+            applied,
+            slewed,
+            servers,
+            reference_now_s,
+            frequency_ppm,
         )

@@ -21,14 +21,20 @@ from dataclasses import dataclass
 
 from clocksync.core.clock import NS_PER_S
 from clocksync.core.sample import Sample
+from clocksync.master.ensemble import Ensemble
 from clocksync.master.fleet import MAX_SERVERS, FleetRound, report_share
 from clocksync.master.membership import MAX_LISTED, Membership, Polling
 from clocksync.master.rounds import SEND_SHARE, RoundCollector, RoundPlan, settle
 from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.messages import Correction, FleetReport, Poll, Reply, RoundSummary
-from clocksync.roles.participant import Measured, Participant, clip
+from clocksync.roles.participant import Participant, clip
 
 log = logging.getLogger(__name__)
+
+ACQUIRE_ROUNDS = 3
+"""In its first ACQUIRE_ROUNDS rounds a leader moves the site to each round's average in
+full, as Berkeley's algorithm does; later only as far as the average is known
+(clocksync.master.rounds.move_for)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,25 @@ class PollSent:
     round: int
     node: str
     seq: int
+
+
+@dataclass(frozen=True)
+class Steering:
+    """How the master's clock was steered at the end of a round: moved by `move_s` when its
+    total adjustment stood at `adjusted_ns`, its frequency correction now `rate_ppm`."""
+
+    move_s: float
+    adjusted_ns: int
+    rate_ppm: float
+
+    @property
+    def now_ns(self) -> int:
+        """The master's total adjustment as the round ends, the move included."""
+        return self.adjusted_ns + round(self.move_s * NS_PER_S)
+
+    def at(self, sample: Sample) -> int:
+        """The master's total adjustment at `sample`'s exchange, the move included."""
+        return sample.adjusted_ns + round(self.move_s * NS_PER_S)
 
 
 class Leading:
@@ -69,6 +94,10 @@ class Leading:
         self._late_reports = 0
         self._next_round = 0
         self._last_number = 0
+        self.ensemble = Ensemble(
+            owner.name, owner.clock.frequency_ppm, owner.tracking.frequency_error_ppm
+        )
+        """The site's frequency, from its clocks' natural ones."""
 
     def start(self, mono: int) -> None:
         """The first round, one interval from now."""
@@ -103,7 +132,8 @@ class Leading:
             collector.poll_sent(tag.node, tag.seq, reading)
 
     def collect(self, message: Inbound) -> None:
-        t4 = self.owner.clock.reading_at(message.received_mono)
+        clock, mono = self.owner.clock, message.received_mono
+        t4 = clock.reading_at(mono)
         reply = self.owner.receive(message, Reply)
         if reply is None:
             return
@@ -111,7 +141,7 @@ class Leading:
         if round_ is None or (reply.epoch, reply.round) != (self.epoch, round_.number):
             self._late_replies += 1  # to a round already closed, mostly: counted, not logged
             return
-        refusal = round_.add_reply(reply, t4)
+        refusal = round_.add_reply(reply, t4, mono, clock.adjusted_ns(mono))
         if refusal is not None:
             log.warning("dropped a reply from %s: %s", reply.node, refusal)
 
@@ -185,6 +215,42 @@ class Leading:
             servers[:MAX_SERVERS],
         )
 
+    def _correction(
+        self, collector: RoundCollector, node: str, sample: Sample, steering: Steering
+    ) -> Publish:
+        """`node`'s correction: to where the master's clock is now, by `sample`, the
+        round's best exchange with it; with the master's steering, so that the node follows
+        it exactly and filters only its own measurements (clocksync.core.tracking)."""
+        owner = self.owner
+        correction = Correction(
+            owner.name,
+            node,
+            self.epoch,
+            collector.number,
+            sample.seq,
+            steering.move_s - sample.offset_s,
+            sample.delay_s,
+            steering.at(sample) / NS_PER_S,
+            steering.now_ns / NS_PER_S,
+            steering.rate_ppm,
+        )
+        return Publish(owner.topics.correction(node), owner.seal(correction.encode()))
+
+    def _learn_rates(self, collector: RoundCollector, samples: Mapping[str, Sample]) -> None:
+        """Give the ensemble each polled clock's free-running offset from the master's:
+        the measured offset less the node's total adjustment, plus the master's."""
+        for node, sample in samples.items():
+            adjusted_s = collector.node_adjusted_s(sample)
+            if adjusted_s is None:
+                continue
+            free_ns = (
+                round(sample.offset_s * NS_PER_S)
+                - round(adjusted_s * NS_PER_S)
+                + sample.adjusted_ns
+            )
+            delay_ns = round(sample.delay_s * NS_PER_S)
+            self.ensemble.add(node, sample.arrived_mono, free_ns, delay_ns)
+
     def _poll(self, collector: RoundCollector) -> Publish:
         node, seq = collector.next_poll()
         payload = self.owner.seal(
@@ -206,50 +272,50 @@ class Leading:
         samples = collector.best_samples()
         reported = fleet.offsets(samples)
         outcome = settle(
-            self.owner.name, samples, min_window_s=self.plan.min_window_s, fleet=reported
+            self.owner.name,
+            samples,
+            min_window_s=self.plan.min_window_s,
+            fleet=reported,
+            acquiring=self.rounds_done <= ACQUIRE_ROUNDS,
         )
-        actions = [
-            Publish(
-                self.owner.topics.correction(node),
-                self.owner.seal(
-                    Correction(
-                        self.owner.name,
-                        node,
-                        self.epoch,
-                        collector.number,
-                        sample.seq,
-                        outcome.corrections[node],
-                        sample.delay_s,
-                    ).encode()
-                ),
-            )
-            for node, sample in samples.items()
-        ]
+        self._learn_rates(collector, samples)
+        frequency_ppm = self.ensemble.update()
         clock = self.owner.clock
         before_mono = clock.monotonic_ns()
         before = clock.reading_at(before_mono)
+        move_s, adjusted = outcome.move_s, clock.adjusted_ns(before_mono)
         if samples or reported:
-            self.owner.apply_correction(
-                Measured(
-                    outcome.corrections[self.owner.name],
-                    collector.adjusted_at_start,
-                    collector.started_mono,
-                )
+            steered = self.owner.steer(
+                move_s, collector.adjusted_at_start, collector.started_mono, frequency_ppm
             )
+            move_s = move_s if steered else 0.0
+        steering = Steering(move_s, adjusted, clock.frequency_ppm)
+        actions = [
+            self._correction(collector, node, sample, steering) for node, sample in samples.items()
+        ]
         if fleet.asked or fleet.servers:
-            average_s, rates = outcome.selection.average_s, self.standbys
+            average_s, rates = move_s, self.standbys
             if clock.stepped_since(before_mono):
                 result = fleet.result(average_s, polled=samples, rates_ppm=rates)
             else:
                 end = clock.slew_end_mono()
                 slewed = clock.reading_at(end) if end is not None else clock.now_ns()
-                result = fleet.result(average_s, before, slewed, polled=samples, rates_ppm=rates)
+                result = fleet.result(
+                    average_s,
+                    before,
+                    slewed,
+                    polled=samples,
+                    rates_ppm=rates,
+                    steering=(steering.now_ns / NS_PER_S, steering.rate_ppm),
+                )
             actions.append(
                 Publish(self.owner.topics.fleet_result, self.owner.seal(result.encode()))
             )
         actions.append(self._next_fleet_round(samples))
         assert self._polling is not None
         closed = self.membership.close(collector.number, self._polling, collector.answered())
+        for gone in closed.gone:
+            self.ensemble.forget(gone)
         missing = closed.missing
         summary = RoundSummary(
             master=self.owner.name,

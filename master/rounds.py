@@ -25,6 +25,9 @@ from clocksync.protocol.enums import RoleKind
 from clocksync.protocol.messages import Reply, RoundEntry
 
 MAX_REPLY_TIMEOUT_S = 2.0
+FULL_MOVE_S = 0.001
+PHASE_NOISE_S = 10e-6
+"""See move_for."""
 MAX_SAMPLES = 64
 """Polls to one node a round at most (a node answers no more than 256)."""
 SEND_SHARE = 0.8
@@ -101,6 +104,9 @@ class RoundCollector:
         self._sent: dict[tuple[str, int], int | None] = {}
         self._exchanges: dict[str, dict[int, Exchange]] = {}
         self._precise: dict[str, set[int]] = {}
+        self._arrivals: dict[tuple[str, int], tuple[int, int, float | None]] = {}
+        """Per reply: when it arrived (monotonic), the master clock's total adjustment
+        then, and the node's as it answered, if it said."""
 
     @property
     def polls_sent(self) -> int:
@@ -123,8 +129,11 @@ class RoundCollector:
         if (node, seq) in self._sent:
             self._sent[node, seq] = t1
 
-    def add_reply(self, reply: Reply, t4: int) -> str | None:
-        """Keep the reply's exchange; return why it was refused, or None when kept."""
+    def add_reply(
+        self, reply: Reply, t4: int, arrived_mono: int = 0, adjusted_ns: int = 0
+    ) -> str | None:
+        """Keep the reply's exchange, which arrived at `arrived_mono` when the master clock's
+        total adjustment was `adjusted_ns`; return why it was refused, or None when kept."""
         if (reply.epoch, reply.round) != (self.epoch, self.number):
             return f"late or foreign reply (epoch {reply.epoch}, round {reply.round})"
         if (reply.node, reply.seq) not in self._sent:
@@ -145,6 +154,7 @@ class RoundCollector:
             answers[previous.seq] = replace(earlier, t3=previous.sent)
             self._precise.setdefault(reply.node, set()).add(previous.seq)
         answers[reply.seq] = Exchange(t1, reply.received, reply.sent, t4)
+        self._arrivals[reply.node, reply.seq] = (arrived_mono, adjusted_ns, reply.adjusted_s)
         return None
 
     def best_samples(self) -> dict[str, Sample]:
@@ -154,7 +164,13 @@ class RoundCollector:
         for node, answers in self._exchanges.items():
             precise = self._precise.get(node, set())
             candidates = [
-                Sample(exchange, peer=node, seq=seq)
+                Sample(
+                    exchange,
+                    peer=node,
+                    seq=seq,
+                    adjusted_ns=self._arrivals[node, seq][1],
+                    arrived_mono=self._arrivals[node, seq][0],
+                )
                 for seq, exchange in answers.items()
                 if seq in precise or not precise
             ]
@@ -163,6 +179,11 @@ class RoundCollector:
                 best[node] = chosen
         return best
 
+    def node_adjusted_s(self, sample: Sample) -> float | None:
+        """All the correction the node's clock had taken when it answered `sample`'s poll,
+        as its reply said (None: it did not say)."""
+        return self._arrivals[sample.peer, sample.seq][2]
+
     def answered(self) -> frozenset[str]:
         """The nodes, and probes, that answered."""
         return frozenset(self._exchanges)
@@ -170,12 +191,38 @@ class RoundCollector:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a round decided: per clock its offset and correction, master included."""
+    """What a round decided: per clock its offset and correction, master included; the
+    site moves by `move_s`, the master's own correction."""
 
     selection: Selection
+    move_s: float
     corrections: dict[str, float]
     spread_s: float
     entries: tuple[RoundEntry, ...]
+
+
+def move_for(average_s: float, bound_s: float, *, acquiring: bool) -> float:
+    """How far the site moves towards a round's average, known within `bound_s`: all the
+    way while it is `acquiring` (a site starting) or when the average is far (FULL_MOVE_S)
+    and beyond its bound (a clock really disagrees); else by a gain that is smaller the
+    less the average is known, PHASE_NOISE_S² / (PHASE_NOISE_S² + bound²).
+
+    Once the clocks agree, a round's average is the noise of its measurements: following it
+    in full walks the site's time at random (its clocks all follow the master, so nothing
+    pulls it back: tens of ppm in minutes where the measurements were milliseconds wide),
+    while the master's clock and the site's frequency (clocksync.master.ensemble) already
+    keep the time.  A lasting disagreement still moves it, over a few rounds."""
+    far = abs(average_s) >= FULL_MOVE_S and abs(average_s) > bound_s
+    if acquiring or far:
+        return average_s
+    return average_s * PHASE_NOISE_S**2 / (PHASE_NOISE_S**2 + bound_s**2)
+
+
+def average_bound(samples: Mapping[str, Sample], selection: Selection) -> float:
+    """How far a round's average can be off by its polled clocks' exchanges: the mean of
+    their half-delays over every clock averaged (the master's own offset, 0, is exact)."""
+    halves = [samples[name].delay_s / 2 for name in selection.included if name in samples]
+    return sum(halves) / max(1, len(selection.included))
 
 
 def settle(
@@ -184,15 +231,19 @@ def settle(
     *,
     min_window_s: float,
     fleet: Mapping[str, float] | None = None,
+    acquiring: bool = True,
 ) -> Outcome:
     """Average the master's clock (offset 0 by definition) with every node that answered
-    and the `fleet` nodes' reported offsets (clocksync.master.fleet).  The fleet's reports
-    count in the average and the spread, but the rows list the polled clocks alone, so
-    that the summary stays small however large the fleet."""
+    and the `fleet` nodes' reported offsets (clocksync.master.fleet), and move the site
+    towards it (`move_for`).  The fleet's reports count in the average and the spread, but
+    the rows list the polled clocks alone, so that the summary stays small however large
+    the fleet."""
     polled = {master: 0.0} | {node: s.offset_s for node, s in samples.items()}
     offsets = {**(fleet or {}), **polled}
     selection = fault_tolerant_average(offsets, min_window_s=min_window_s)
-    correction = corrections(polled, selection.average_s)
+    bound_s = average_bound(samples, selection)
+    move_s = move_for(selection.average_s, bound_s, acquiring=acquiring)
+    correction = corrections(polled, move_s)
     rows = [
         RoundEntry(
             master, RoleKind.MASTER, 0.0, 0.0, correction[master], master in selection.excluded
@@ -209,4 +260,4 @@ def settle(
         )
         for node in sorted(samples)
     ]
-    return Outcome(selection, correction, spread(offsets), tuple(rows))
+    return Outcome(selection, move_s, correction, spread(offsets), tuple(rows))

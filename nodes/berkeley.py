@@ -26,7 +26,8 @@ import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from clocksync.core.clock import SoftwareClock
+from clocksync.core.clock import NS_PER_S, SoftwareClock
+from clocksync.core.tracking import Reference
 from clocksync.nodes.leadership import Followed, LeaderWatch
 from clocksync.protocol.enums import RoleKind, SyncMode
 from clocksync.protocol.envelope import Inbound, Publish
@@ -104,6 +105,8 @@ class Follower:
         if followed is Followed.SWITCHED:
             self._corrected_through, self.corrected = 0, 0
             self._rounds.clear()
+            # Another leader's clock, or the same one restarted: its steering starts anew.
+            self.owner.tracking.restart(self.owner.clock.frequency_ppm)
         return followed is not Followed.REFUSED
 
     def sent(self, tag: Hashable, mono: int | None) -> None:
@@ -142,7 +145,14 @@ class Follower:
             return clock.reading_at(mono)
 
         unsent = Reply(
-            owner.name, poll.epoch, poll.round, poll.seq, received, 0, answering.previous
+            owner.name,
+            poll.epoch,
+            poll.round,
+            poll.seq,
+            received,
+            0,
+            answering.previous,
+            clock.adjusted_ns() / NS_PER_S,
         )
         payload = owner.seal(unsent.encode_stamped(stamp))
         tag = ReplySent(poll.round, poll.seq)
@@ -199,13 +209,33 @@ class Follower:
             )
             return
         adjusted, mono = answered.at_reply[correction.seq]
-        measured = Measured(correction.correction_s, adjusted, mono, correction.delay_s)
+        measured = Measured(
+            correction.correction_s,
+            adjusted,
+            mono,
+            correction.delay_s,
+            reference=_master_steering(correction, message.received_mono),
+        )
         if not self.owner.apply_correction(measured):
             return  # refused: the genuine correction, if this was a forgery, may still come
         self.corrected += 1
         self._corrected_through = correction.round
         for number in [number for number in self._rounds if number <= correction.round]:
             del self._rounds[number]
+
+
+def _master_steering(correction: Correction, received_mono: int) -> Reference | None:
+    """How the master steers, as the correction says (it sent it as the round ended, and
+    it arrived at `received_mono`), or None if it does not."""
+    reference_s, now_s = correction.reference_s, correction.reference_now_s
+    if reference_s is None or now_s is None or correction.frequency_ppm is None:
+        return None
+    return Reference(
+        round(reference_s * NS_PER_S),
+        received_mono,
+        round(now_s * NS_PER_S),
+        correction.frequency_ppm,
+    )
 
 
 class BerkeleyNode(Participant):

@@ -41,6 +41,7 @@ from typing import Any
 
 from clocksync.core.clock import NS_PER_S, SoftwareClock
 from clocksync.core.sample import Sample
+from clocksync.core.tracking import Reference
 from clocksync.nodes.asker import Asker, Burst
 from clocksync.nodes.leadership import Followed, LeaderWatch
 from clocksync.protocol.enums import MqttVersion, RoleKind, SyncMode
@@ -119,7 +120,8 @@ class FleetNode(Participant):
         self._asking: _Ask | None = None
         self._burst: Burst | None = None
         self._measured: dict[int, tuple[_Ask, Sample]] = {}
-        self._results: dict[int, FleetResult] = {}
+        self._results: dict[int, tuple[FleetResult, int]] = {}
+        """Results that came before this node's answer, with their arrival."""
         """Results that came before this node's own measurement of their round finished:
         an ask late in the window, answered slowly, ends after the round has closed."""
         self._corrected_through = 0
@@ -233,7 +235,7 @@ class FleetNode(Participant):
         _keep_latest(self._measured)
         early = self._results.pop(asking.round, None)
         if early is not None:
-            self._apply(early)
+            self._apply(*early)
             return []  # the round is closed: a report now would count in no average
         if not asking.report:
             return []
@@ -250,15 +252,15 @@ class FleetNode(Participant):
         if result.round <= self._corrected_through:
             return
         if result.round in self._measured:
-            self._apply(result)
+            self._apply(result, message.received_mono)
             return
         waiting = [ask for ask in (self._asking, self._due) if ask is not None]
         if any(ask.round == result.round for ask in waiting):
             # Its exchange ends after the round closed: kept for when the answer comes.
-            self._results[result.round] = result
+            self._results[result.round] = (result, message.received_mono)
             _keep_latest(self._results)
 
-    def _apply(self, result: FleetResult) -> None:
+    def _apply(self, result: FleetResult, received_mono: int) -> None:
         measured = self._measured.get(result.round)
         if measured is None:
             return  # a round this node did not measure (it joined late, say)
@@ -276,8 +278,14 @@ class FleetNode(Participant):
             )
             return
         correction_s, bound_s = needed
+        rate_before_ppm = self.tracking.reference_ppm
         correction = Measured(
-            correction_s, sample.adjusted_ns, sample.arrived_mono, sample.delay_s, bound_s
+            correction_s,
+            sample.adjusted_ns,
+            sample.arrived_mono,
+            sample.delay_s,
+            bound_s,
+            reference=_leader_steering(result, sample, received_mono, rate_before_ppm),
         )
         if not self.apply_correction(correction):
             return
@@ -292,6 +300,22 @@ def _keep_latest(rounds: dict[int, Any]) -> None:
     """Keep the OPEN_ROUNDS latest rounds' entries."""
     while len(rounds) > OPEN_ROUNDS:
         del rounds[min(rounds)]
+
+
+def _leader_steering(
+    result: FleetResult, sample: Sample, received_mono: int, rate_before_ppm: float | None
+) -> Reference | None:
+    """How the leader steers, as the result says (it arrived at `received_mono`), or None
+    if it does not.  The leader's adjustment at the exchange is taken back from the round's
+    end at the rate it ran at before (`rate_before_ppm`, as the last result said; that of
+    this one if none did)."""
+    now_s, rate_ppm, applied = result.reference_now_s, result.frequency_ppm, result.applied
+    if now_s is None or rate_ppm is None or applied is None:
+        return None
+    now_ns = round(now_s * NS_PER_S)
+    before_ppm = rate_ppm if rate_before_ppm is None else rate_before_ppm
+    back_ns = before_ppm * 1e-6 * (applied - sample.exchange.t3)  # on clocks near the leader's
+    return Reference(round(now_ns - back_ns), received_mono, now_ns, rate_ppm)
 
 
 def _from_standby(result: FleetResult, sample: Sample) -> tuple[float, float] | None:

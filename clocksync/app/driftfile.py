@@ -38,13 +38,13 @@ def load(path: Path) -> float:
 def save(path: Path, participant: Participant) -> None:
     """Write the participant's frequency correction, if its history has estimated one; by a
     rename, so that a reader never sees half a file."""
-    line = participant.tracking.line()
-    if line is None:
+    error_ppm = participant.tracking.frequency_error_ppm
+    if error_ppm is None:
         return
     partial = path.with_name(path.name + ".tmp")
     try:
         frequency_ppm = participant.clock.frequency_ppm
-        partial.write_text(f"{frequency_ppm:.6f} {line.slope_error * 1e6:.6f}\n")
+        partial.write_text(f"{frequency_ppm:.6f} {error_ppm:.6f}\n")
         os.replace(partial, path)
     except OSError as error:
         log.warning("could not keep the frequency correction in %s: %s", path, error)

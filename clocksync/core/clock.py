@@ -183,6 +183,15 @@ class SoftwareClock:
         segment = self._segment_at(mono)
         return segment.adjusted_before + round(segment.corrected(mono))
 
+    def slewed_since(self, adjusted_then: int, mono_then: int) -> int:
+        """What the clock was moved by since `mono_then`, when its total adjustment was
+        `adjusted_then`, apart from its frequency correction: the slews and steps.  A
+        correction measured then is relative to a clock running at that frequency, which
+        it has kept running at since."""
+        mono = self._monotonic_ns()
+        frequency = self._segment.frequency * (mono - mono_then)
+        return self.adjusted_ns(mono) - adjusted_then - round(frequency)
+
     def slew_remaining_ns(self, mono: int | None = None) -> int:
         """What is left at `mono` (default now) of the slew under way."""
         segment = self._segment
@@ -203,6 +212,12 @@ class SoftwareClock:
         slew_ppm = segment.slew_rate * 1e6 if slewing else 0.0
         own_ppm = abs(segment.rate + segment.frequency - 1.0) * 1e6
         return own_ppm + slew_ppm + HOST_TOLERANCE_PPM
+
+    @property
+    def natural_ppm(self) -> float:
+        """How fast this clock runs from the host's monotonic clock before any correction:
+        its simulated frequency error."""
+        return (self._segment.rate - 1.0) * 1e6
 
     @property
     def frequency_ppm(self) -> float:

@@ -100,8 +100,11 @@ class PreviousSend(WireObject):
 
 @dataclass(frozen=True)
 class Reply(Message):
-    """Node to master: t2 (`received`) and t3 (`sent`) on the node's clock, and the precise
-    send time of its previous reply in the round (null in a round's first reply)."""
+    """Node to master: t2 (`received`) and t3 (`sent`) on the node's clock, the precise
+    send time of its previous reply in the round (null in a round's first reply), and
+    `adjusted_s`, all the correction its clock has taken so far (steps, slews and frequency
+    correction), as it answered: the master removes it to learn the clock's natural
+    frequency (clocksync.master.ensemble)."""
 
     kind: ClassVar[str] = "reply"
     sealed: ClassVar[bool] = True
@@ -114,17 +117,26 @@ class Reply(Message):
     received: Time
     sent: Time
     previous: Annotated[PreviousSend | None, optional(PreviousSend.codec())] = None
+    adjusted_s: MaybeSeconds = None
 
 
 @dataclass(frozen=True)
 class Correction(_ToNode):
     """Master to one node: add `correction_s` to the clock as it was when it answered `seq`;
-    `delay_s` is that exchange's round trip, by which the node weighs it in its history."""
+    `delay_s` is that exchange's round trip, by which the node weighs it in its history.
+    How the master steers its own clock: `reference_s` is all the correction it had taken
+    at that exchange and `reference_now_s` as the round ended and it sent this (this
+    round's move included in both), and `frequency_ppm` its frequency correction from now
+    on.  The node follows that steering exactly and filters only its own measurements
+    (clocksync.core.tracking)."""
 
     kind: ClassVar[str] = "correction"
     sealed: ClassVar[bool] = True
     correction_s: Seconds
     delay_s: MaybeSeconds = None
+    reference_s: MaybeSeconds = None
+    reference_now_s: MaybeSeconds = None
+    frequency_ppm: MaybeFrequency = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,13 @@ class FleetResult(Message):
 
     `servers` are the standby masters that answered for the leader in the round (see
     FleetServer): a node answered by one adds its offset from the leader to what it measured.
+
+    How the leader steers its own clock: `reference_now_s` is all the correction it had
+    taken at `applied`, the round's move included, and `frequency_ppm` its frequency
+    correction from then on (it ran at the previous result's until then).  A node follows
+    that steering exactly and filters only its own measurements (clocksync.core.tracking).
+    The average is the leader's own correction, the move it makes
+    (clocksync.master.rounds.move_for).
     """
 
     kind: ClassVar[str] = "fleet-result"
@@ -238,6 +257,8 @@ class FleetResult(Message):
     applied: MaybeTime = None
     slewed: MaybeTime = None
     servers: Annotated[tuple[FleetServer, ...], listing(FleetServer.codec())] = field(default=())
+    reference_now_s: MaybeSeconds = None
+    frequency_ppm: MaybeFrequency = None
 
 
 @dataclass(frozen=True)

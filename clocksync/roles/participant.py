@@ -16,7 +16,7 @@ from typing import ClassVar, TypeVar
 from clocksync.core.clock import NS_PER_S, Applied, SoftwareClock
 from clocksync.core.intervals import Estimate, IntervalHistory, interval_of, source_of
 from clocksync.core.sample import Sample
-from clocksync.core.tracking import SPIKE_MIN_POINTS, Fit, Point, Tracking, Verdict
+from clocksync.core.tracking import SPIKE_MIN_POINTS, Point, Reference, Tracking, Verdict
 from clocksync.protocol.enums import RoleKind, State, SyncMode
 from clocksync.protocol.envelope import Action, Inbound, Publish, Wake
 from clocksync.protocol.messages import Status
@@ -83,6 +83,8 @@ class Measured:
     the clock's frequency is known, their history sets the correction
     (clocksync.core.intervals)."""
     source: Hashable = None
+    reference: Reference | None = None
+    """How the reference clock is steered, where it says (clocksync.core.tracking)."""
 
 
 class Participant(ABC):
@@ -112,7 +114,7 @@ class Participant(ABC):
         self.last_correction_s: float | None = None
         self.last_error_bound_s: float | None = None
         self._bound_mono = 0
-        self.tracking = Tracking()
+        self.tracking = Tracking(frequency_ppm=clock.frequency_ppm)
         self.intervals = IntervalHistory()
 
     @abstractmethod
@@ -201,7 +203,7 @@ class Participant(ABC):
         beyond its maximum change (a held-back spike is taken, only not applied)."""
         clock = self.clock
         correction_ns = round(measured.correction_s * NS_PER_S)
-        remaining = correction_ns - (clock.adjusted_ns() - measured.adjusted_ns)
+        remaining = correction_ns - clock.slewed_since(measured.adjusted_ns, measured.mono_ns)
         refusal = clock.refusal(remaining)
         if refusal is not None:
             clock.refused += 1
@@ -211,34 +213,37 @@ class Participant(ABC):
             measured.mono_ns,
             measured.adjusted_ns + correction_ns,
             None if measured.delay_s is None else round(measured.delay_s * NS_PER_S),
+            measured.reference,
         )
-        verdict = self.tracking.add(point)
-        line = self.tracking.line()
+        tracking = self.tracking
+        verdict = tracking.add(point)
         if verdict is Verdict.HOLD:
-            assert line is not None
             log.info(
                 "held back a correction of %+.6f s (%s): %.6f s off its history",
                 remaining / NS_PER_S,
                 self.name,
-                (point.needed_ns - line.needed_at(point.mono_ns)) / NS_PER_S,
+                (point.needed_ns - (tracking.needed_at(point.mono_ns) or 0)) / NS_PER_S,
             )
             return True
-        frequency_ppm = None if line is None else line.slope * 1e6
         self._keep_evidence(measured, anew=verdict is Verdict.APPLY)
         bound_s = measured.error_bound_s
         bound_mono = None
         if verdict is Verdict.FIT:
-            assert line is not None
             now = clock.monotonic_ns()
-            estimate = self._from_history(measured, line, now)
+            estimate = self._from_history(measured, now)
             if estimate is not None:
                 remaining = round(estimate.needed_ns) - clock.adjusted_ns(now)
                 bound_s, bound_mono = estimate.bound_ns / NS_PER_S, now
             else:
-                remaining = round(line.needed_at(now)) - clock.adjusted_ns(now)
-                departure_ns = abs(line.needed_at(point.mono_ns) - point.needed_ns)
+                remaining = round(tracking.needed_at(now) or 0) - clock.adjusted_ns(now)
+                departure_ns = abs((tracking.needed_at(point.mono_ns) or 0) - point.needed_ns)
                 if bound_s is not None:
                     bound_s += departure_ns / NS_PER_S
+        frequency_ppm = tracking.frequency_ppm()
+        if verdict is Verdict.APPLY and frequency_ppm is not None:
+            # Since the measurement the clock ran at its old rate; it needed the new one.
+            since_ns = clock.monotonic_ns() - measured.mono_ns
+            remaining += round((frequency_ppm - clock.frequency_ppm) * 1e-6 * since_ns)
         how = clock.correct(remaining, frequency_ppm=frequency_ppm)
         if how is Applied.REFUSED:
             log.warning("refused a correction (%s): %s", self.name, clock.refusal(remaining))
@@ -246,6 +251,27 @@ class Participant(ABC):
         self.last_correction_s = measured.correction_s
         self.last_error_bound_s = bound_s
         self._bound_mono = clock.monotonic_ns() if bound_mono is None else bound_mono
+        level = logging.WARNING if how is Applied.STEP else logging.DEBUG
+        log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
+        if self.status_after_correction:
+            self._status_due = min(self._status_due, clock.slew_end_mono() or 0)
+        return True
+
+    def steer(
+        self, move_s: float, adjusted_then: int, mono_then: int, frequency_ppm: float | None
+    ) -> bool:
+        """A leader's own correction: move the clock by `move_s` as it was at `mono_then`,
+        when its total adjustment was `adjusted_then`, and run it at `frequency_ppm` (None:
+        as it runs).  No history filters it: the leader's clock is the site's reference,
+        and its rate is the ensemble's (clocksync.master.ensemble).  Say whether it was
+        taken: the discipline may refuse it."""
+        clock = self.clock
+        remaining = round(move_s * NS_PER_S) - clock.slewed_since(adjusted_then, mono_then)
+        how = clock.correct(remaining, frequency_ppm=frequency_ppm)
+        if how is Applied.REFUSED:
+            log.warning("refused a correction (%s): %s", self.name, clock.refusal(remaining))
+            return False
+        self.last_correction_s = move_s
         level = logging.WARNING if how is Applied.STEP else logging.DEBUG
         log.log(level, "%s %+.6f s (%s)", how.value, remaining / NS_PER_S, self.name)
         if self.status_after_correction:
@@ -263,29 +289,35 @@ class Participant(ABC):
         for source, samples in by_source.items():
             self.intervals.add(source, (interval_of(sample) for sample in samples))
 
-    def _from_history(self, measured: Measured, line: Fit, now: int) -> Estimate | None:
+    def _from_history(self, measured: Measured, now: int) -> Estimate | None:
         """What the clock needs now by the intersection of its exchanges with the best
         one's server, carried along the frequency line; when they do not meet, that
         server's history starts over from this burst."""
-        if not measured.evidence:
+        slope = self.tracking.slope()
+        if not measured.evidence or slope is None:
             return None
         source, growth = measured.source, self._growth_ppm() * 1e-6
-        estimate = self.intervals.estimate(source, now, line.slope, growth)
+        estimate = self.intervals.estimate(source, now, slope, growth)
         if estimate is None:
             log.info("%s: the history of exchanges with %s starts over", self.name, source)
             newest = [s for s in measured.evidence if source_of(s) == source]
             self.intervals.add(source, (interval_of(s) for s in newest), anew=True)
-            estimate = self.intervals.estimate(source, now, line.slope, growth)
+            estimate = self.intervals.estimate(source, now, slope, growth)
         return estimate
 
     def _growth_ppm(self) -> float:
         """How fast this clock may drift off the frequency line: SKEW_SIGMAS standard errors
         of its estimate plus WANDER_PPM, or, before the history is long enough to judge its
         own estimate, the clock's whole rate bound."""
-        line = self.tracking.line()
-        if line is not None and line.points >= SPIKE_MIN_POINTS:
-            return SKEW_SIGMAS * line.slope_error * 1e6 + WANDER_PPM
+        line, error_ppm = self.tracking.line(), self.tracking.frequency_error_ppm
+        if line is not None and line.points >= SPIKE_MIN_POINTS and error_ppm is not None:
+            return SKEW_SIGMAS * error_ppm + WANDER_PPM
         return self.clock.rate_error_ppm(may_slew=False)
+
+    def frequency_error_ppm(self) -> float | None:
+        """The standard error of the frequency correction in force, once estimated: by
+        default, the one the clock's history gives."""
+        return self.tracking.frequency_error_ppm
 
     @property
     def synchronized(self) -> bool:
@@ -330,12 +362,12 @@ class Participant(ABC):
                 slew_remaining_s=self.clock.slew_remaining_ns() / NS_PER_S,
                 error_bound_s=self.error_bound_s(),
             )
-            line = self.tracking.line()
-            if line is not None:
+            error_ppm = self.frequency_error_ppm()
+            if error_ppm is not None:
                 status = replace(
                     status,
                     frequency_ppm=self.clock.frequency_ppm,
-                    frequency_error_ppm=min(line.slope_error * 1e6, MAX_PPM),
+                    frequency_error_ppm=min(error_ppm, MAX_PPM),
                 )
         return Publish(
             self.topics.status(self.name), self.seal(status.encode()), retain=True, qos=1

@@ -24,11 +24,26 @@ from clocksync.protocol.messages import MessageError, RoundSummary
 from clocksync.protocol.signing import NO_KEYS, Keys
 from clocksync.protocol.topics import Topics
 from clocksync.roles.role import PassiveRole
-from clocksync.sim.delays import Delay, Path
+from clocksync.sim.cpu import BusyCpu
+from clocksync.sim.delays import Delay, Exponential, Path
 from clocksync.sim.world import World
 
 LINES = ("KMC", "MIT", "TAPMI", "SOLS")
 MASTER = "lab"
+NUDGE_S = 150e-6
+"""The MQTT link's default lead of its PINGREQ before a Berkeley poll or reply
+(clocksync.transport.link.NUDGE_S, which the simulator may not import: a test checks they
+agree)."""
+BROKER_WAKEUP = Exponential(20e-6, 100e-6)
+"""How long an idle Mosquitto takes to get to a message here: tens to hundreds of
+microseconds (its CPU gone to sleep, more so in a virtual machine)."""
+
+
+def users_broker(seed: int, *, cpu: BusyCpu | None = None) -> World:
+    """A world whose broker is Mosquitto with its default settings, as users run it: Nagle's
+    algorithm on, slow to wake when idle, stalling as `cpu` says; its clients nudge it
+    before a Berkeley exchange as clocksync's link does."""
+    return World(seed, nagle=True, nudge_s=NUDGE_S, broker_wakeup=BROKER_WAKEUP, cpu=cpu)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -107,11 +122,17 @@ def kitchen(
     master_path: Path | None = None,
     standbys: Sequence[str] = (),
     site: str = "manipal-foodie",
+    status_interval_s: float = 1.0,
+    cpu: BusyCpu | None = None,
+    quickack: bool = True,
+    master_at_s: float = 1.0,
 ) -> Kitchen:
     """The master and `lines`, every clock off by up to ±`offset_s` and ±`drift_ppm`
     (seeded), the lines on `path` and the master on `master_path` (default `path`); the
-    lines connect first, the master a second later, with `standbys`: more masters, of a
-    lower priority than the lab's, on the master's path."""
+    lines connect at once, the master at `master_at_s`, with `standbys`: more masters, of a
+    lower priority than the lab's, on the master's path.  Every participant publishes its
+    status every `status_interval_s`, runs on a host whose CPU is `cpu` and ACKs as
+    `quickack` says (clocksync.sim.world)."""
     rng = random.Random(seed)
 
     def clock() -> tuple[float, float]:
@@ -125,6 +146,7 @@ def kitchen(
             clock=world.clock(master_offset, master_drift),
             plan=plan or RoundPlan(),
             priority=priority,
+            status_interval_s=status_interval_s,
         )
 
     master = a_master(MASTER, 1)
@@ -136,14 +158,21 @@ def kitchen(
             name=name,
             site=site,
             clock=world.clock(node_offset, node_drift),
-            status_interval_s=1.0,
+            status_interval_s=status_interval_s,
         )
-        world.add(node, path, wakeup=wakeup)
+        world.add(node, path, wakeup=wakeup, cpu=cpu, quickack=quickack)
         nodes.append(node)
     listener = Listener(world, site)
     world.add(listener)
     for a in (master, *others):
-        world.add(a, master_path or path, wakeup=wakeup, connect_at_s=1.0)
+        world.add(
+            a,
+            master_path or path,
+            wakeup=wakeup,
+            connect_at_s=master_at_s,
+            cpu=cpu,
+            quickack=quickack,
+        )
     return Kitchen(world, master, nodes, listener, others)
 
 

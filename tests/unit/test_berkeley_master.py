@@ -1,6 +1,9 @@
 """The Berkeley master's decisions, in-process with a fake clock: whom it polls, when, what
 it makes of the replies, and what it sends back."""
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import pytest
 
 from clocksync.core.clock import NS_PER_S
@@ -140,7 +143,7 @@ def connected(master: BerkeleyMaster, time: FakeTime) -> None:
     time.mono += 2 * NS_PER_S
 
 
-def run_round(master: BerkeleyMaster, time: FakeTime, lines: list[Line]) -> list[Publish]:
+def run_round(master: BerkeleyMaster, time: FakeTime, lines: Sequence[Line]) -> list[Publish]:
     """Drive the master until it closes a round, the lines answering every poll at once
     (connecting it first if it is not); what the master sent besides its polls."""
     if master.election is None:
@@ -279,3 +282,81 @@ def test_fleet_statuses_are_not_polled_and_a_polled_node_turning_fleet_leaves(
     assert "KMC" not in master.membership.members, "it said it left the polled rounds"
     master.on_message(inbound(TOPICS.status("kiosk"), b'{"sync": "fleet", "v": 2}', time.mono))
     assert not caplog.records, "a fleet status is not decoded, so not complained of"
+
+
+class SteeredLine(Line):
+    """A node whose free-running clock runs `natural_ppm` from the master's, steered by
+    moves of its own (as its corrections, or anything, may steer it): it says how far in
+    every reply, as a clocksync node does."""
+
+    def __init__(self, name: str, natural_ppm: float, master: BerkeleyMaster, time: FakeTime):
+        super().__init__(name, 0)
+        self.natural_ppm = natural_ppm
+        self.master = master
+        self.time = time
+        self.start = time.mono
+        self.adjusted_ns = 0
+        self.tell = True
+
+    def reply_to(self, poll: Poll, t1: int) -> tuple[Reply, int]:
+        clock, mono = self.master.clock, self.time.mono
+        free_offset = round((mono - self.start) * self.natural_ppm * 1e-6)
+        self.offset_ns = free_offset + self.adjusted_ns - clock.adjusted_ns(mono)
+        reply, t4 = super().reply_to(poll, t1)
+        if self.tell:
+            reply = replace(reply, adjusted_s=self.adjusted_ns / NS_PER_S)
+        return reply, t4
+
+
+def test_the_leader_runs_at_its_clocks_mean_natural_rate_however_they_are_steered() -> None:
+    """The lines are steered every round by moves of their own, as if they followed noise:
+    the offsets the master measures wander, but what the lines say of their steering
+    leaves their free-running clocks, whose rates average to the site's frequency."""
+    time = FakeTime()
+    master = make_master(time)
+    lines = [SteeredLine("KMC", 40.0, master, time), SteeredLine("MIT", 80.0, master, time)]
+    for line in lines:
+        announce(master, time, line.name)
+    sent: list[Publish] = []
+    for number in range(30):
+        for index, line in enumerate(lines):
+            line.adjusted_ns += (-1) ** (number + index) * 30 * US  # noise, followed
+        sent = run_round(master, time, lines)
+    assert master.clock.frequency_ppm == pytest.approx((0 + 40 + 80) / 3, abs=1.0)
+    corrections = [Correction.decode(p.payload) for p in sent if "/correction/" in p.topic]
+    assert {c.frequency_ppm for c in corrections} == {master.clock.frequency_ppm}
+    for correction in corrections:
+        assert correction.reference_s is not None
+        assert correction.reference_now_s is not None
+        grown = correction.reference_now_s - correction.reference_s
+        assert 0 <= grown < 0.5 * 40e-6 * 1.01, "the master's own rate, over part of a round"
+
+
+def test_lines_that_do_not_say_how_they_are_steered_leave_the_leaders_rate_alone() -> None:
+    time = FakeTime()
+    master = make_master(time)
+    lines = [SteeredLine("KMC", 40.0, master, time), SteeredLine("MIT", 80.0, master, time)]
+    for line in lines:
+        line.tell = False
+        announce(master, time, line.name)
+    for _ in range(15):
+        run_round(master, time, lines)
+    assert master.clock.frequency_ppm == 0.0
+
+
+def test_a_standby_that_answers_the_leaders_polls_hears_it_alive() -> None:
+    """Three round summaries lost in a row must not make a standby take over while the
+    leader's polls keep coming: they count as much."""
+    time = FakeTime()
+    standby = BerkeleyMaster(name="annex", site="kitchen", clock=time.clock(), plan=RoundPlan())
+    standby.on_connect(time.mono)
+    leader_status = Status("lab", RoleKind.MASTER, State.ONLINE, SyncMode.BERKELEY, priority=1)
+    standby.on_message(inbound(TOPICS.status("lab"), leader_status, time.mono))
+    term = 1_800_000_000_000
+    standby.on_message(inbound(TOPICS.leader, Leader("lab", term, time.wall), time.mono))
+    for second in range(8):
+        time.advance(NS_PER_S)
+        poll = Poll("lab", "annex", term, second + 1, 0)
+        standby.on_message(inbound(TOPICS.poll("annex"), poll, time.mono))
+        standby.on_timer(time.mono)
+        assert standby.leading is None, f"took over at second {second + 1}"

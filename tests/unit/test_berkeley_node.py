@@ -384,3 +384,57 @@ def test_a_clock_may_answer_for_the_leader_only_in_a_round_it_is_steady_in() -> 
     time.advance(100_000 * US)
     assert node.clock.slew_end_mono() is None
     assert follower.refusal_to_answer(3) == "its clock was slewing when polled in the round"
+
+
+def test_a_reply_says_how_far_the_node_has_been_steered() -> None:
+    time = FakeTime()
+    node = make_node(time)
+    poll(node, time, 1, 0)
+    correct(node, time, 1, 0, 0.0005)
+    time.advance(NS_PER_S)
+    (reply,) = poll(node, time, 2, 0)
+    assert reply.adjusted_s == pytest.approx(0.0005, abs=1e-9)
+
+
+def test_a_node_follows_the_masters_steering_exactly_and_at_its_rate() -> None:
+    """The master moves by 20 µs each round and runs 30 ppm fast: the node's clock, its
+    own rate true, needs exactly that; its history's line, less the master's steering, is
+    flat, and between rounds it runs at the master's rate, not its own."""
+    time = FakeTime()
+    node = make_node(time)
+    master_ns = 0  # the master's total adjustment
+    for number in range(1, 12):
+        poll(node, time, number, 0)
+        needed = master_ns - node.clock.adjusted_ns()
+        time.advance(NS_PER_S // 2)  # the round ends: the master moves, and the correction comes
+        moved = 20_000 + 15_000  # its move, and half a second at 30 ppm
+        message = Correction(
+            "lab", "KMC", EPOCH, number, 0, (needed + 20_000) / NS_PER_S, 40e-6,
+            (master_ns + 20_000) / NS_PER_S, (master_ns + moved) / NS_PER_S, 30.0,
+        )  # fmt: skip
+        node.on_message(inbound(TOPICS.correction("KMC"), message, time.mono))
+        master_ns += moved + 15_000  # and the next half second
+        time.advance(NS_PER_S // 2)
+    assert node.clock.frequency_ppm == pytest.approx(30.0, abs=0.01)
+    line = node.tracking.line()
+    assert line is not None
+    assert abs(line.slope) < 1e-9
+    assert node.clock.adjusted_ns() == pytest.approx(master_ns, abs=100)
+
+
+def test_a_correction_taken_as_measured_allows_for_the_rate_learnt_with_it() -> None:
+    """The third measurement gives the first line: the clock ran at its old rate since it
+    was measured, and needed the new one: the correction it takes makes up the difference
+    (a fleet node measured a second before its result came was off by 100 µs)."""
+    time = FakeTime()
+    node = make_node(time)
+    for number in (1, 2, 3):
+        poll(node, time, number, 0)
+        answered = time.mono
+        needed = number * 100_000 - node.clock.adjusted_ns()  # 100 ppm slow
+        time.advance(NS_PER_S // 2)
+        correct(node, time, number, 0, needed / NS_PER_S)
+        assert node.clock.frequency_ppm == (0.0 if number < 3 else pytest.approx(100, abs=1))
+        time.advance(NS_PER_S // 2)
+    truth = 3 * 100_000 + 100e-6 * (time.mono - answered)
+    assert node.clock.adjusted_ns() == pytest.approx(truth, abs=500)

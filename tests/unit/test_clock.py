@@ -250,6 +250,19 @@ def test_a_correction_measured_earlier_subtracts_what_was_slewed_since() -> None
     assert remaining == 500_000 - slewed
 
 
+def test_what_was_slewed_since_leaves_out_the_frequency_correction() -> None:
+    """A correction measured earlier is relative to a clock that has kept running at its
+    frequency correction since: only its slews and steps are already applied."""
+    fake = FakeTime()
+    clock = make_clock(fake)
+    clock.correct(0, frequency_ppm=50.0)
+    mono, then = fake.mono, clock.adjusted_ns()
+    clock.correct(200_000)
+    fake.advance(NS_PER_S)
+    assert clock.adjusted_ns() - then == 200_000 + 50_000
+    assert clock.slewed_since(then, mono) == 200_000
+
+
 def test_a_frequency_correction_changes_the_rate_and_counts_as_adjustment() -> None:
     fake = FakeTime()
     clock = make_clock(fake, drift_ppm=-40)

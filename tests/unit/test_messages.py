@@ -68,6 +68,7 @@ def test_payloads_are_readable_json_with_rfc3339_times() -> None:
         "received": "2026-11-28T10:54:07.311000001Z",
         "previous": None,
         "sent": "2026-11-28T10:54:07.311000001Z",
+        "adjusted_s": None,
     }
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from clocksync.core.measurement import Exchange
 from clocksync.core.sample import Sample
-from clocksync.master.rounds import RoundCollector, RoundPlan, settle
+from clocksync.master.rounds import RoundCollector, RoundPlan, average_bound, move_for, settle
 from clocksync.protocol.enums import RoleKind
 from clocksync.protocol.messages import PreviousSend, Reply
 
@@ -85,6 +85,35 @@ def test_settle_includes_the_master_and_corrects_everyone_to_the_average() -> No
     assert rows["lab"].offset_s == 0.0
     assert rows["KMC"].delay_s == pytest.approx(0.001)
     assert not any(row.excluded for row in outcome.entries)
+
+
+def test_once_acquired_the_site_follows_an_average_only_as_far_as_it_is_known() -> None:
+    """The same small average moves a site on a quick path part of the way, on a slow one
+    hardly at all; a far one beyond its bound, all the way; a starting site, always."""
+    quick = {"KMC": sample(0.030, delay_ms=0.04), "MIT": sample(0.030, delay_ms=0.04)}
+    slow = {"KMC": sample(0.030, delay_ms=11.0), "MIT": sample(0.030, delay_ms=11.0)}
+    far = {"KMC": sample(1.5, delay_ms=0.04), "MIT": sample(2.0, delay_ms=0.04)}
+    average = 0.020e-3
+    assert settle("lab", quick, min_window_s=0.002).move_s == pytest.approx(average)
+    quick_move = settle("lab", quick, min_window_s=0.002, acquiring=False).move_s
+    assert 0.1 * average < quick_move < 0.5 * average
+    slow_move = settle("lab", slow, min_window_s=0.002, acquiring=False).move_s
+    assert 0 < slow_move < 1e-4 * average
+    far_outcome = settle("lab", far, min_window_s=0.002, acquiring=False)
+    moved = 0.0035 / 3
+    assert far_outcome.move_s == pytest.approx(moved)
+    assert far_outcome.corrections == pytest.approx(
+        {"lab": moved, "KMC": moved - 0.0015, "MIT": moved - 0.002}
+    )
+
+
+def test_a_site_never_moves_by_more_than_its_measurements_can_show() -> None:
+    """Replies held for an ACK: each offset honest within its half-delay, the average a few
+    milliseconds and within its bound.  Following it in full walked the site's time by
+    milliseconds a round."""
+    held = {"KMC": sample(-5.5, delay_ms=11.0), "MIT": sample(-5.0, delay_ms=11.0)}
+    assert abs(average_bound(held, settle("lab", held, min_window_s=0.002).selection)) > 0.003
+    assert abs(move_for(-0.0035, 0.0037, acquiring=False)) < 1e-7
 
 
 def test_settle_excludes_a_node_an_hour_off() -> None:
