@@ -27,6 +27,13 @@ log_type error
 log_type warning
 """
 
+USERS_DEFAULTS = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+"""
+"""Mosquitto as users run it: a listener, anonymous clients, every other setting its
+default (Nagle's algorithm on: no `set_tcp_nodelay`)."""
+
 
 TRANSPORT_PORTS = {Scheme.MQTT: 1883, Scheme.WS: 9001, Scheme.MQTTS: 8883, Scheme.WSS: 8443}
 
