@@ -55,7 +55,8 @@ from clocksync.transport.packets import (
 )
 
 SO_TIMESTAMPING = 37
-TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+"""Linux's; elsewhere ACKs stay as the kernel delays them (see quick_ack)."""
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 _ANCILLARY_SIZE = 256
@@ -96,7 +97,10 @@ def quick_ack(sock: socket.socket) -> None:
     that ACK until its next send or for up to 40 ms.  A reply held so travels slowly one
     way only: on a broker with its default settings the master measured lines 5 to 9 ms
     off, every exchange of a round alike.  Acknowledging at once lets the broker send the
-    next message within a round trip."""
+    next message within a round trip.  Where the option does not exist (not Linux), the
+    broker's `set_tcp_nodelay true` does the same from the other end."""
+    if TCP_QUICKACK is None:
+        return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
 

@@ -20,7 +20,7 @@ from clocksync.protocol.envelope import Inbound, Publish
 from clocksync.protocol.timefmt import parse_ns
 from clocksync.protocol.wire import SEND_TIME_MARKER, stamp_send_time
 from clocksync.testing.localbroker import LocalMosquitto, every_transport
-from clocksync.transport.client import MAX_BATCH, PING_RTTS
+from clocksync.transport.client import MAX_BATCH, PING_RTTS, TCP_QUICKACK
 from clocksync.transport.link import MqttLink
 from clocksync.transport.url import BrokerUrl, Scheme, TlsFiles
 
@@ -56,6 +56,27 @@ def test_a_received_message_carries_the_kernels_receive_timestamp(
     assert all(before <= message.received_mono <= after for message in messages)
     assert listener.counters.kernel_stamped == 2
     assert listener.counters.quick_decoded == 2, "_packet_read was not called"
+
+
+@pytest.mark.skipif(TCP_QUICKACK is None, reason="TCP_QUICKACK is Linux's")
+def test_after_a_read_and_a_send_the_kernel_acknowledges_at_once(
+    broker: BrokerUrl, site: str
+) -> None:
+    """A broker with Nagle's algorithm on holds what it sends next until the last is
+    acknowledged: the link leaves its socket in quick-ACK mode after every read and send
+    (tests/integration/test_default_broker.py shows what it is for)."""
+    topic = f"clocksync/{site}/contract/quickack"
+    link = MqttLink(broker, f"{site}-quickack", subscriptions=[topic])
+    try:
+        assert link.wait_until_ready(10)
+        sock = link._client.socket()
+        assert isinstance(sock, socket.socket)
+        link.publish(Publish(topic, b"{}"))
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_QUICKACK) == 1
+        assert received(link, 1)
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_QUICKACK) == 1
+    finally:
+        link.close()
 
 
 def test_an_outgoing_answer_has_its_send_time_patched_in(broker: BrokerUrl, site: str) -> None:
