@@ -65,6 +65,7 @@ def test_after_a_read_and_a_send_the_kernel_acknowledges_at_once(
     """A broker with Nagle's algorithm on holds what it sends next until the last is
     acknowledged: the link leaves its socket in quick-ACK mode after every read and send
     (tests/integration/test_default_broker.py shows what it is for)."""
+    assert TCP_QUICKACK is not None
     topic = f"clocksync/{site}/contract/quickack"
     link = MqttLink(broker, f"{site}-quickack", subscriptions=[topic])
     try:
